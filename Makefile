@@ -1,0 +1,56 @@
+# attest-step developer entry points. `make demo` and `make test` work on a fresh machine.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
+PYTEST_WORKERS ?= 2
+
+.PHONY: help venv tools test test-fast lint bench demo image wheel validate-catalog e2e-kind clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+venv: $(STAMP) ## Create .venv and install attest-step with its test dependencies
+
+tools: ## Install system packages and pinned Go tools (cosign) into .tools/bin
+	hack/install-tools.sh
+
+test: venv tools ## Run every test (unit, integration with a real registry, cosign, namespaces, e2e)
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests
+
+test-fast: venv ## Unit tests only
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit
+
+lint: venv ## ruff, mypy --strict, yamllint, shellcheck
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/yamllint -s catalog .yamllint
+	hack/shellcheck-all.sh
+
+bench: venv tools ## Measure speed; writes bench.json
+	$(PY) hack/bench.py --output bench.json
+
+demo: venv tools ## The main job: hermetic pipeline locally, signed, attested and verified
+	$(PY) hack/demo.py
+
+wheel: venv ## Build the wheel into dist/
+	$(PY) -m pip wheel --no-deps -w dist .
+
+image: wheel ## Build the step image with docker, podman or buildah
+	hack/build-image.sh
+
+clean: ## Remove build output (keeps .venv and .tools)
+	rm -rf dist build bench.json .pytest_cache .mypy_cache .ruff_cache

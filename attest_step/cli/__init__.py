@@ -1,0 +1,1 @@
+"""The ``attest-step`` command line."""

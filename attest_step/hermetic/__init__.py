@@ -1,0 +1,1 @@
+"""Network isolation of build steps and the evidence of it."""

@@ -1,0 +1,1 @@
+"""Signing keys: cosign's encrypted format, Kubernetes Secret mounts, PEM, x509, KMS."""

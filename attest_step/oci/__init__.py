@@ -1,0 +1,1 @@
+"""Cosign-compatible storage of signatures and attestations in OCI registries and layouts."""

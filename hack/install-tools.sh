@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Install what the tests need, idempotently:
+#  - Debian packages (when missing): docker-registry, shellcheck, yamllint, softhsm2, iproute2
+#  - pinned Go tools into .tools/bin: cosign v3 (and v2 when it builds)
+# Run by `make test` and `.ci/run`. Safe to run again; it only installs what is missing.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+TOOLS_BIN="${TOOLS_BIN:-$PWD/.tools/bin}"
+COSIGN_V3_VERSION="${COSIGN_V3_VERSION:-v3.1.3}"
+COSIGN_V2_VERSION="${COSIGN_V2_VERSION:-v2.6.5}"
+mkdir -p "$TOOLS_BIN"
+
+log() { printf 'install-tools: %s\n' "$*" >&2; }
+
+apt_packages=()
+command -v docker-registry >/dev/null 2>&1 || apt_packages+=(docker-registry)
+command -v shellcheck >/dev/null 2>&1 || apt_packages+=(shellcheck)
+command -v softhsm2-util >/dev/null 2>&1 || apt_packages+=(softhsm2)
+command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
+command -v unshare >/dev/null 2>&1 || apt_packages+=(util-linux)
+if [ "${#apt_packages[@]}" -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    log "apt-get install ${apt_packages[*]}"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${apt_packages[@]}" >/dev/null
+  else
+    log "missing system packages: ${apt_packages[*]} (install them with your package manager)"
+  fi
+fi
+
+# go install a pinned tool as "$TOOLS_BIN/$name" unless that exact version is there already.
+install_go_tool() {
+  local name=$1 module=$2 version=$3 stamp
+  stamp="$TOOLS_BIN/.$name.version"
+  if [ -x "$TOOLS_BIN/$name" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$version" ]; then
+    return 0
+  fi
+  if ! command -v go >/dev/null 2>&1; then
+    log "go is not installed: cannot build $name $version (tests that need it will say so)"
+    return 0
+  fi
+  log "go install $module@$version (first time only; a few minutes)"
+  local tmp
+  tmp=$(mktemp -d)
+  if GOBIN="$tmp" GOFLAGS=-mod=mod go install "$module@$version"; then
+    mv "$tmp/$(basename "$module")" "$TOOLS_BIN/$name"
+    printf '%s\n' "$version" >"$stamp"
+  else
+    log "building $name $version failed"
+    rm -rf "$tmp"
+    return 1
+  fi
+  rm -rf "$tmp"
+}
+
+install_go_tool cosign github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_V3_VERSION"
+if [ "${INSTALL_COSIGN_V2:-1}" = 1 ]; then
+  install_go_tool cosign-v2 github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_V2_VERSION" ||
+    log "cosign $COSIGN_V2_VERSION did not build; v2 interop tests will say so"
+fi

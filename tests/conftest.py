@@ -1,0 +1,6 @@
+"""Shared pytest configuration. Fixture modules live in tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.registry",
+    "tests.fixtures.keys",
+]
