@@ -1,21 +1,329 @@
-"""Turn a ``--key`` argument into a Signer or Verifier. (Stub: filled in by the keys work.)"""
+"""Turn a ``--key`` argument into a Signer or Verifier.
+
+A key reference is one of:
+
+- a KMS URI (``gcpkms://``, ``awskms://``, ``azurekms://``, ``hashivault://``, ``pkcs11:``),
+  handled by :mod:`attest_step.keys.kms` through securesystemslib's signers;
+- a directory holding a mounted Kubernetes Secret (see :mod:`attest_step.keys.secret_dir`);
+- a file: a cosign encrypted key (``ENCRYPTED SIGSTORE/COSIGN PRIVATE KEY``), or an
+  unencrypted PKCS#8 ``PRIVATE KEY`` PEM, optionally followed by ``CERTIFICATE`` blocks
+  (leaf first) that become the certificate chain.
+
+Every failure is an AttestStepError whose one-line message names the input and never
+contains key bytes or the password.
+"""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+
+from attest_step.errors import AttestStepError
+from attest_step.keys import cosign_format, der, password, pem, secret_dir
+from attest_step.keys.local import (
+    SUPPORTED,
+    LocalSigner,
+    PrivateKey,
+    PublicKey,
+    PublicKeyVerifier,
+    UnsupportedKeyError,
+    check_public,
+    private_key_from_pkcs8,
+)
 from attest_step.keys.signer import Signer, Verifier
 
+KMS_PREFIXES = ("gcpkms://", "awskms://", "azurekms://", "hashivault://", "pkcs11:")
+PKCS8_LABEL = "PRIVATE KEY"
+PUBLIC_LABELS = ("PUBLIC KEY", "RSA PUBLIC KEY")
+CERT_LABEL = "CERTIFICATE"
+_NON_PKCS8 = {
+    "EC PRIVATE KEY": "a SEC1 EC key",
+    "RSA PRIVATE KEY": "a PKCS#1 RSA key",
+    "ENCRYPTED PRIVATE KEY": "a password-protected PKCS#8 key",
+    "OPENSSH PRIVATE KEY": "an OpenSSH key",
+}
+_CONVERT = (
+    "convert it to unencrypted PKCS#8 (openssl pkcs8 -topk8 -nocrypt) or import it with "
+    "cosign import-key-pair"
+)
 
-def load_signer(key_ref: str) -> Signer:
+
+def is_kms_uri(key_ref: str) -> bool:
+    return key_ref.startswith(KMS_PREFIXES)
+
+
+def _read(path: Path, what: str) -> bytes:
+    try:
+        return path.read_bytes()
+    except IsADirectoryError as err:
+        raise AttestStepError(f"{what} {path} is a directory; pass a file") from err
+    except OSError as err:
+        raise AttestStepError(
+            f"cannot read {what} {path}: {err.strerror or err}; check the path and permissions"
+        ) from err
+
+
+def _blocks(data: bytes, path: Path, what: str) -> list[pem.Block]:
+    try:
+        found = pem.blocks(data)
+    except pem.PemError as err:
+        raise AttestStepError(f"{what} {path} is not valid PEM: {err}") from err
+    if not found:
+        raise AttestStepError(f"{what} {path} holds no PEM block; pass a PEM file")
+    return found
+
+
+def _reject_k8s(key_ref: str) -> None:
+    if key_ref.startswith("k8s://"):
+        raise AttestStepError(
+            f"--key {key_ref}: attest-step does not call the Kubernetes API; mount the Secret "
+            "into the step and pass its directory (e.g. --key /etc/signing-secrets)"
+        )
+
+
+def _existing(key_ref: str, what: str) -> Path:
+    if not key_ref:
+        raise AttestStepError(f"{what} is empty; pass a key file, Secret directory or KMS URI")
+    _reject_k8s(key_ref)
+    path = Path(key_ref)
+    if not path.exists():
+        raise AttestStepError(f"{what} {key_ref} does not exist; check the path or mount")
+    return path
+
+
+# ---------------------------------------------------------------- certificates
+
+
+def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
+    """Every CERTIFICATE block in ``data``; AttestStepError on a malformed one."""
+    certs: list[x509.Certificate] = []
+    try:
+        found = pem.blocks(data)
+    except pem.PemError as err:
+        raise AttestStepError(f"certificate file {source} is not valid PEM: {err}") from err
+    for block in found:
+        if block.label != CERT_LABEL:
+            continue
+        try:
+            certs.append(x509.load_der_x509_certificate(block.der))
+        except ValueError as err:
+            raise AttestStepError(
+                f"certificate file {source} holds a malformed certificate; re-export it as PEM"
+            ) from err
+    return certs
+
+
+def _chain_pems(certs: list[x509.Certificate]) -> list[bytes]:
+    return [c.public_bytes(serialization.Encoding.PEM) for c in certs]
+
+
+def _check_leaf(key: PrivateKey, certs: list[x509.Certificate], source: str) -> None:
+    if not certs:
+        return
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    mine = key.public_key().public_bytes(serialization.Encoding.DER, spki)
+    leaf = certs[0].public_key().public_bytes(serialization.Encoding.DER, spki)
+    if mine != leaf:
+        raise AttestStepError(
+            f"the first certificate in {source} is not for this signing key; put the leaf "
+            "certificate of the key first"
+        )
+
+
+# ---------------------------------------------------------------- private keys
+
+
+def _decrypt_cosign(data: bytes, path: Path, pw: password.Password) -> PrivateKey:
+    try:
+        encrypted = cosign_format.parse(data)
+    except (cosign_format.EncryptedKeyFormatError, pem.PemError) as err:
+        raise AttestStepError(
+            f"key {path} is not a valid cosign encrypted key: {err}; regenerate or re-import it"
+        ) from err
+    plaintext: bytes | None = None
+    for candidate in pw.candidates():
+        try:
+            plaintext = cosign_format.decrypt(encrypted, candidate)
+            break
+        except cosign_format.WrongPasswordError:
+            continue
+    if plaintext is None:
+        raise AttestStepError(
+            f"cannot decrypt key {path} with the password from {pw.source}: wrong password "
+            "or corrupted key"
+        )
+    try:
+        return private_key_from_pkcs8(plaintext)
+    except der.DerError as err:
+        raise AttestStepError(
+            f"key {path} decrypts to something that is not PKCS#8 (SEC1 keys are refused, as "
+            "cosign does); re-import it with cosign import-key-pair"
+        ) from err
+    except UnsupportedKeyError as err:
+        raise AttestStepError(f"key {path}: {err}; use {SUPPORTED}") from err
+
+
+def _private_from_blocks(
+    blocks: list[pem.Block], data: bytes, path: Path, pw: password.Password | None
+) -> tuple[PrivateKey, bool]:
+    """(key, was_encrypted) from the key file's blocks."""
+    labels = [b.label for b in blocks]
+    if any(label in cosign_format.ENCRYPTED_LABELS for label in labels):
+        if pw is None:  # resolved lazily so plain keys never need a password
+            raise AssertionError("password must be resolved for encrypted keys")
+        return _decrypt_cosign(data, path, pw), True
+    plain = [b for b in blocks if b.label == PKCS8_LABEL]
+    if len(plain) > 1:
+        raise AttestStepError(f"key file {path} holds more than one private key; keep one")
+    if plain:
+        try:
+            return private_key_from_pkcs8(plain[0].der), False
+        except der.DerError as err:
+            raise AttestStepError(f"key file {path} is not a valid PKCS#8 key: {err}") from err
+        except UnsupportedKeyError as err:
+            raise AttestStepError(f"key file {path}: {err}; use {SUPPORTED}") from err
+    for label, kind in _NON_PKCS8.items():
+        if label in labels:
+            raise AttestStepError(f"key file {path} is {kind}; {_CONVERT}")
+    if any(label in PUBLIC_LABELS or label == CERT_LABEL for label in labels):
+        raise AttestStepError(
+            f"key file {path} holds only a public key or certificate; signing needs the "
+            "private key"
+        )
+    raise AttestStepError(
+        f"key file {path} holds no private key (found {', '.join(sorted(set(labels)))})"
+    )
+
+
+def _signer_from_file(
+    path: Path,
+    *,
+    explicit_password: bytes | None,
+    password_file: Path | None,
+    chain_path: Path | None,
+    what: str,
+) -> LocalSigner:
+    data = _read(path, what)
+    blocks = _blocks(data, path, what)
+    pw: password.Password | None = None
+    if any(b.label in cosign_format.ENCRYPTED_LABELS for b in blocks):
+        pw = password.resolve(str(path), explicit=explicit_password, secret_file=password_file)
+    key, _ = _private_from_blocks(blocks, data, path, pw)
+    certs = load_certificates(data, str(path))
+    source = str(path)
+    if chain_path is not None:
+        if certs:
+            raise AttestStepError(
+                f"key file {path} already holds certificates; drop --certificate-chain or "
+                "remove them from the key file"
+            )
+        certs = load_certificates(_read(chain_path, "certificate chain"), str(chain_path))
+        if not certs:
+            raise AttestStepError(
+                f"certificate chain {chain_path} holds no CERTIFICATE block; pass a PEM chain"
+            )
+        source = str(chain_path)
+    _check_leaf(key, certs, source)
+    return LocalSigner(key, _chain_pems(certs))
+
+
+def load_signer(
+    key_ref: str,
+    *,
+    password_value: bytes | None = None,
+    certificate_chain: str | os.PathLike[str] | None = None,
+) -> Signer:
     """Load a signer from ``key_ref``.
 
-    ``key_ref`` is one of: a cosign encrypted key file (password from ``COSIGN_PASSWORD`` or
-    ``ATTEST_STEP_PASSWORD_FILE``), a directory laid out like the mounted Secret of
-    ``cosign generate-key-pair k8s://NS/NAME``, a plain PKCS#8 PEM key (optionally with a
-    certificate chain), or a KMS URI. Raises AttestStepError on any problem.
+    ``key_ref`` is one of: a cosign encrypted key file (password from ``password_value``,
+    ``COSIGN_PASSWORD`` or ``ATTEST_STEP_PASSWORD_FILE``), a directory laid out like the
+    mounted Secret of ``cosign generate-key-pair k8s://NS/NAME`` (or a ``kubernetes.io/tls``
+    Secret), a plain PKCS#8 PEM key (optionally followed by its certificate chain, or with
+    ``certificate_chain`` naming a PEM chain file), or a KMS URI. Raises AttestStepError on
+    any problem.
     """
-    raise NotImplementedError
+    chain_path = Path(certificate_chain) if certificate_chain is not None else None
+    if is_kms_uri(key_ref):
+        from attest_step.keys import kms  # noqa: PLC0415 (loads optional dependencies)
+
+        return kms.load_signer(key_ref, chain_path=chain_path)
+    path = _existing(key_ref, "--key")
+    if not path.is_dir():
+        return _signer_from_file(
+            path,
+            explicit_password=password_value,
+            password_file=None,
+            chain_path=chain_path,
+            what="key file",
+        )
+    files = secret_dir.locate(path)
+    if files.private_key is None:
+        raise AttestStepError(
+            f"Secret directory {path} has no {secret_dir.COSIGN_KEY} or {secret_dir.TLS_KEY}; "
+            "mount the Secret made by cosign generate-key-pair k8s://NS/NAME"
+        )
+    if files.certificate is not None and chain_path is None:
+        chain_path = files.certificate
+    return _signer_from_file(
+        files.private_key,
+        explicit_password=password_value,
+        password_file=files.password if password_value is None else None,
+        chain_path=chain_path,
+        what="key file",
+    )
+
+
+# ---------------------------------------------------------------- verifiers
+
+
+def public_key_from_pem(data: bytes, source: str) -> PublicKey:
+    """The key of the first PUBLIC KEY / RSA PUBLIC KEY / CERTIFICATE block in ``data``."""
+    blocks = _blocks(data, Path(source), "public key")
+    for block in blocks:
+        try:
+            if block.label == "PUBLIC KEY":
+                key: object = serialization.load_der_public_key(block.der)
+            elif block.label == "RSA PUBLIC KEY":
+                key = serialization.load_pem_public_key(block.text)
+            elif block.label == CERT_LABEL:
+                key = x509.load_der_x509_certificate(block.der).public_key()
+            else:
+                continue
+        except ValueError as err:
+            raise AttestStepError(
+                f"public key {source} holds a malformed {block.label}; re-export it"
+            ) from err
+        try:
+            return check_public(key)
+        except UnsupportedKeyError as err:
+            raise AttestStepError(f"public key {source}: {err}; use {SUPPORTED}") from err
+    labels = {b.label for b in blocks}
+    if labels & {PKCS8_LABEL, *cosign_format.ENCRYPTED_LABELS, *_NON_PKCS8}:
+        raise AttestStepError(
+            f"{source} is a private key; verify with its public key "
+            "(attest-step public-key --key KEY > cosign.pub)"
+        )
+    raise AttestStepError(f"{source} holds no PUBLIC KEY or CERTIFICATE PEM block")
 
 
 def load_verifier(key_ref: str) -> Verifier:
     """Load a verifier from a public key PEM, a certificate, a Secret directory or a KMS URI."""
-    raise NotImplementedError
+    if is_kms_uri(key_ref):
+        from attest_step.keys import kms  # noqa: PLC0415 (loads optional dependencies)
+
+        return kms.load_verifier(key_ref)
+    path = _existing(key_ref, "--key")
+    if path.is_dir():
+        files = secret_dir.locate(path)
+        chosen = files.public_key or files.certificate
+        if chosen is None:
+            raise AttestStepError(
+                f"Secret directory {path} has no {secret_dir.COSIGN_PUB} or "
+                f"{secret_dir.TLS_CRT}; pass the public key file instead"
+            )
+        path = chosen
+    data = _read(path, "public key")
+    return PublicKeyVerifier(public_key_from_pem(data, str(path)))

@@ -1,0 +1,68 @@
+"""Where the password of a cosign encrypted key comes from.
+
+Order: an explicit value (the CLI's prompt), the mounted Secret's ``cosign.password`` (when
+the key came from a Secret directory), ``COSIGN_PASSWORD`` (set, even to the empty string),
+then the file named by ``ATTEST_STEP_PASSWORD_FILE``. Passwords are bytes and never appear in
+messages; only their source does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from attest_step.errors import AttestStepError
+
+PASSWORD_ENV = "COSIGN_PASSWORD"  # noqa: S105 (a variable name)
+PASSWORD_FILE_ENV = "ATTEST_STEP_PASSWORD_FILE"  # noqa: S105 (a variable name)
+
+
+@dataclass(frozen=True)
+class Password:
+    value: bytes = field(repr=False)
+    source: str  # e.g. "COSIGN_PASSWORD", "file /etc/signing/cosign.password"
+
+    def candidates(self) -> list[bytes]:
+        """The value, then (for files written with ``echo``) the value without one newline."""
+        out = [self.value]
+        for ending in (b"\r\n", b"\n"):
+            if self.source.startswith("file ") and self.value.endswith(ending):
+                out.append(self.value[: -len(ending)])
+                break
+        return out
+
+
+def read_password_file(path: Path, what: str) -> Password:
+    try:
+        return Password(path.read_bytes(), f"file {path}")
+    except OSError as err:
+        raise AttestStepError(
+            f"cannot read the password file {path} ({what}): {err.strerror or err}; "
+            "check the path and its permissions"
+        ) from err
+
+
+def resolve(
+    key_name: str,
+    *,
+    explicit: bytes | None = None,
+    secret_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Password:
+    """Pick the password for ``key_name`` or raise a one-line AttestStepError."""
+    env = os.environ if environ is None else environ
+    if explicit is not None:
+        return Password(explicit, "the prompt")
+    if secret_file is not None:
+        return read_password_file(secret_file, "from the Secret directory")
+    if PASSWORD_ENV in env:
+        return Password(env[PASSWORD_ENV].encode("utf-8"), PASSWORD_ENV)
+    file_name = env.get(PASSWORD_FILE_ENV)
+    if file_name:
+        return read_password_file(Path(file_name), PASSWORD_FILE_ENV)
+    raise AttestStepError(
+        f"key {key_name} is encrypted and no password was given: set {PASSWORD_ENV} "
+        f"(empty is allowed) or {PASSWORD_FILE_ENV}, or mount the Secret with cosign.password"
+    )
