@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from attest_step.digests import parse_sha256_digest
 from attest_step.errors import UsageError
 
 DOCKER_HUB = "index.docker.io"
+
+# The distribution/reference grammar, as go-containerregistry and Chains apply it.
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_REGISTRY = re.compile(
+    rf"(?:{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?"
+)
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+_REPOSITORY = re.compile(rf"{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*")
+_TAG = re.compile(r"[\w][\w.-]{0,127}")
+_MAX_NAME = 255
 
 
 @dataclass(frozen=True)
@@ -73,9 +84,16 @@ def image_ref_from_parts(url: str, digest: str, *, what: str) -> ImageRef:
     if ":" in last:
         base, _, tag = name.rpartition(":")
         name = base
+        if _TAG.fullmatch(tag) is None:
+            raise UsageError(f"{what}: {url!r} has an invalid tag {tag!r}")
     registry, repository = _split_registry(name)
-    if not repository or repository != repository.lower() or " " in repository:
+    if (
+        _REGISTRY.fullmatch(registry) is None
+        or _REPOSITORY.fullmatch(repository) is None
+        or len(f"{registry}/{repository}") > _MAX_NAME
+    ):
         raise UsageError(
-            f"{what}: {url!r} is not a valid repository name (lowercase path expected)"
+            f"{what}: {url!r} is not a valid image name; expected REGISTRY/REPOSITORY with a "
+            "lowercase path such as ghcr.io/org/app"
         )
     return ImageRef(registry=registry, repository=repository, digest=f"sha256:{hexpart}", tag=tag)

@@ -106,8 +106,9 @@ class Excludes:
 
     A pattern without ``/`` matches any single path component at any depth (``*.log``,
     ``__pycache__``). A pattern with ``/`` matches the whole relative name from the root
-    (``build/tmp/*``); a leading ``/`` is allowed and ignored. ``*`` and ``?`` never match
-    ``/``; ``**`` as a whole component matches any number of components; ``[...]`` is a set.
+    (``build/tmp/*``); a leading ``/`` anchors any pattern to the root (``/x.log``). ``*`` and
+    ``?`` never match ``/``; ``**`` as a whole component matches any number of components;
+    ``[...]`` is a set (``[!...]`` negated).
     An excluded directory is not walked at all. Patterns apply to entries found while walking
     directories, never to the paths given on the command line.
     """
@@ -118,8 +119,9 @@ class Excludes:
         for pattern in patterns:
             if not pattern or pattern.strip("/") == "":
                 raise UsageError(f"--exclude: {pattern!r} is empty; give a glob such as '*.log'")
-            body = pattern.strip("/") if pattern.startswith("/") else pattern.rstrip("/")
-            if "/" in body:
+            anchored = pattern.startswith("/")
+            body = pattern.strip("/")
+            if anchored or "/" in body:
                 self._full.append(re.compile(_translate(body, full=True)))
             else:
                 self._component.append(re.compile(_translate(body, full=False)))

@@ -17,6 +17,7 @@ apt_packages=()
 command -v docker-registry >/dev/null 2>&1 || apt_packages+=(docker-registry)
 command -v shellcheck >/dev/null 2>&1 || apt_packages+=(shellcheck)
 command -v softhsm2-util >/dev/null 2>&1 || apt_packages+=(softhsm2)
+command -v pkcs11-tool >/dev/null 2>&1 || apt_packages+=(opensc)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 command -v unshare >/dev/null 2>&1 || apt_packages+=(util-linux)
 if [ "${#apt_packages[@]}" -gt 0 ]; then

@@ -1,13 +1,388 @@
-"""Stub verbs, replaced by their owners."""
+"""``attest-step attest``: write, sign and store SLSA v1 provenance as a DSSE envelope."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
 import click
 
-from attest_step.errors import AttestStepError
+from attest_step.cli.common import emit_json, output_option
+from attest_step.errors import AttestStepError, UsageError
+from attest_step.imageref import ImageRef
+from attest_step.model import Subject
+from attest_step.oci.options import RegistryOptions, registry_options
+from attest_step.provenance import (
+    DEFAULT_BUILDER_ID,
+    SLSA_PROVENANCE_V1,
+    ProvenanceInputs,
+    RunContext,
+    build_statement,
+    check_builder_id,
+    git_dependency,
+    load_params_file,
+    merge_params,
+    parse_dependency,
+    parse_param,
+    parse_time,
+    serialize_statement,
+)
+from attest_step.tekton_env import (
+    ENV_STARTED_ON,
+    TEKTON_RUN_DIR,
+    TektonContext,
+    container_start_time,
+    read_context,
+)
+
+ARTIFACT_OUTPUTS_RESULT = "ATTESTATION_ARTIFACT_OUTPUTS"
+"""Tekton result (Chains type hint ``*ARTIFACT_OUTPUTS``) naming the stored attestation."""
+
+_PATH = click.Path(path_type=Path)
+
+
+def _subjects(
+    ctx: TektonContext,
+    subject_paths: Sequence[Path],
+    images: Sequence[str],
+    excludes: Sequence[str],
+    dir_digest: bool,
+) -> tuple[list[Subject], list[ImageRef]]:
+    from attest_step.subjects import image_refs  # noqa: PLC0415 - lazy, per verb
+
+    subjects: list[Subject] = []
+    if subject_paths:
+        from attest_step.hashing import hash_paths  # noqa: PLC0415
+
+        subjects.extend(hash_paths(subject_paths, excludes=excludes, dir_digest=dir_digest))
+    elif excludes or dir_digest:
+        raise UsageError("--exclude and --dir-digest apply to --subject-path; give a path")
+    refs = image_refs(images, ctx.image_url, ctx.image_digest, ctx.images)
+    subjects.extend(Subject(ref.name, {"sha256": ref.hex}) for ref in refs)
+    return subjects, refs
+
+
+def _dependencies(
+    ctx: TektonContext, git_url: str | None, git_commit: str | None, given: Sequence[str]
+) -> list[dict[str, Any]]:
+    url = git_url or ctx.git_url
+    commit = git_commit or ctx.git_commit
+    deps: list[dict[str, Any]] = []
+    if (url is None) != (commit is None):
+        raise UsageError(
+            "--git-url and --git-commit (or CHAINS-GIT_URL and CHAINS-GIT_COMMIT) "
+            "go together; give both or neither"
+        )
+    if url is not None and commit is not None:
+        deps.append(git_dependency(url, commit))
+    deps.extend(parse_dependency(item) for item in given)
+    deps.extend(
+        parse_dependency(item, what="ATTEST_RESOLVED_DEPENDENCIES")
+        for item in ctx.resolved_dependencies
+    )
+    return deps
+
+
+def _started_on(flag: str | None, ctx: TektonContext) -> datetime | None:
+    if flag is not None:
+        return parse_time(flag, what="--started-on")
+    if ctx.started_on is not None:
+        return parse_time(ctx.started_on, what=ENV_STARTED_ON)
+    if TEKTON_RUN_DIR.is_dir():
+        return container_start_time()
+    return None
+
+
+def _write_atomically(path: Path, data: bytes, what: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    except OSError as err:
+        raise AttestStepError(
+            f"{what} {path}: cannot write it ({err.strerror}); check the directory"
+        ) from err
+
+
+def _spool(directory: Path, envelope: bytes, refs: Sequence[ImageRef], public_pem: bytes) -> None:
+    from attest_step.oci.spool import write_attestation  # noqa: PLC0415
+
+    for ref in refs:
+        write_attestation(directory, envelope, ref, SLSA_PROVENANCE_V1, public_key_pem=public_pem)
+
+
+def _upload(
+    envelope: bytes,
+    refs: Sequence[ImageRef],
+    public_pem: bytes,
+    spool_dir: Path | None,
+    registry: RegistryOptions,
+) -> list[dict[str, Any]]:
+    """Spool the envelope for every image on disk first, then push the spool."""
+    from attest_step.oci.upload import push_spool  # noqa: PLC0415
+
+    directory = spool_dir or Path(tempfile.mkdtemp(prefix="attest-step-spool-"))
+    _spool(directory, envelope, refs, public_pem)
+    try:
+        records = push_spool(directory, registry)
+    except AttestStepError as err:
+        raise type(err)(
+            f"{err}; the signed attestation is kept in {directory}: "
+            f"upload it later with attest-step push --from {directory}"
+        ) from err
+    if spool_dir is None:
+        shutil.rmtree(directory, ignore_errors=True)
+    return records
+
+
+def _stored_uri(records: Sequence[dict[str, Any]], output_file: Path | None) -> str | None:
+    """Where the attestation is stored, immutably when possible.
+
+    A registry upload gives ``REPOSITORY@<manifest digest>`` (the Sigstore bundle's manifest
+    first, else the ``.att`` manifest); an OCI layout gives its location; else the output file.
+    """
+    for layout in ("bundle", "tag"):
+        for record in records:
+            digest = record.get("manifestDigest")
+            image = record.get("image")
+            if record.get("layout") == layout and isinstance(digest, str) and image:
+                return f"{str(image).split('@', 1)[0]}@{digest}"
+    for record in records:
+        location = record.get("location")
+        if isinstance(location, str) and location:
+            return location
+    if output_file is not None:
+        return str(output_file.resolve())
+    return None
 
 
 @click.command("attest")
-def attest_command() -> None:
-    """Not implemented yet."""
-    raise AttestStepError("attest: not implemented yet")
+@click.option(
+    "--key",
+    required=True,
+    help="Signing key: cosign key file, mounted cosign Secret directory, PKCS#8 PEM or KMS URI.",
+)
+@click.option(
+    "--subject-path",
+    "subject_paths",
+    multiple=True,
+    type=_PATH,
+    help="File or directory to hash into subjects (repeatable).",
+)
+@click.option(
+    "--dir-digest", is_flag=True, help="One subject per directory instead of one per file."
+)
+@click.option("--exclude", "excludes", multiple=True, help="Glob of paths to skip (repeatable).")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    help="Image subject REPOSITORY@sha256:HEX (repeatable); also IMAGE_URL/IMAGE_DIGEST, IMAGES.",
+)
+@click.option(
+    "--param", "params", multiple=True, help="Task param NAME=VALUE (repeatable; wins over env)."
+)
+@click.option(
+    "--params-file", type=_PATH, help="JSON object of Task params (wins over ATTEST_PARAM_*)."
+)
+@click.option("--git-url", help="Source repository URL (default: env CHAINS-GIT_URL).")
+@click.option("--git-commit", help="Source commit SHA-1 (default: env CHAINS-GIT_COMMIT).")
+@click.option(
+    "--resolved-dependency",
+    "--material",
+    "dependencies",
+    multiple=True,
+    help="Input URI@ALG:HEX, or an image REPOSITORY@sha256:HEX (repeatable).",
+)
+@click.option(
+    "--builder-id",
+    help=f"builder.id URI (default: env ATTEST_BUILDER_ID, else {DEFAULT_BUILDER_ID}).",
+)
+@click.option("--invocation-id", help="Invocation id (default: env TEKTON_TASKRUN_UID).")
+@click.option("--started-on", help="RFC 3339 start time (default: env ATTEST_STARTED_ON).")
+@click.option("--finished-on", help="RFC 3339 finish time (default: now).")
+@click.option(
+    "--network-evidence",
+    "network_evidence",
+    multiple=True,
+    type=_PATH,
+    help="Network evidence file written by 'attest-step run' (repeatable).",
+)
+@click.option(
+    "--declare-hermetic",
+    "declared_hermetic",
+    multiple=True,
+    help="Name of a step declared hermetic by the Task author (repeatable).",
+)
+@click.option(
+    "--observe-self-as",
+    metavar="STEP",
+    help="Also record the network this attest step itself sees, as step STEP.",
+)
+@click.option(
+    "--output-file", type=_PATH, help="Write the DSSE envelope here (else to standard output)."
+)
+@click.option("--no-upload", is_flag=True, help="Do not push the attestation to the registry.")
+@click.option(
+    "--spool-dir",
+    type=_PATH,
+    help="Keep the signed output for 'attest-step push --from DIR' here before pushing.",
+)
+@click.option(
+    "--results-dir",
+    type=_PATH,
+    help=f"Tekton results directory: write the {ARTIFACT_OUTPUTS_RESULT} result there.",
+)
+@click.option(
+    "--artifact-outputs-result",
+    type=_PATH,
+    help=f"Path of the {ARTIFACT_OUTPUTS_RESULT} result file, e.g. $(step.results.X.path).",
+)
+@registry_options
+@output_option
+def attest_command(
+    *,
+    key: str,
+    subject_paths: tuple[Path, ...],
+    dir_digest: bool,
+    excludes: tuple[str, ...],
+    images: tuple[str, ...],
+    params: tuple[str, ...],
+    params_file: Path | None,
+    git_url: str | None,
+    git_commit: str | None,
+    dependencies: tuple[str, ...],
+    builder_id: str | None,
+    invocation_id: str | None,
+    started_on: str | None,
+    finished_on: str | None,
+    network_evidence: tuple[Path, ...],
+    declared_hermetic: tuple[str, ...],
+    observe_self_as: str | None,
+    output_file: Path | None,
+    no_upload: bool,
+    spool_dir: Path | None,
+    results_dir: Path | None,
+    artifact_outputs_result: Path | None,
+    registry: RegistryOptions,
+    output: str,
+) -> None:
+    """Write SLSA v1 provenance for what the build produced, sign it as DSSE and store it.
+
+    Subjects come from --subject-path (hashed here) and from --image and the IMAGE_URL,
+    IMAGE_DIGEST and IMAGES environment variables (digests as reported by the build).
+    Flags win over the environment; docs/provenance.md lists every variable.
+    """
+    from attest_step.keys.load import load_signer  # noqa: PLC0415
+
+    ctx = read_context(os.environ)
+    signer = load_signer(key)
+    result_paths = [p for p in (artifact_outputs_result,) if p is not None]
+    if results_dir is not None:
+        result_paths.append(results_dir / ARTIFACT_OUTPUTS_RESULT)
+
+    subjects, refs = _subjects(ctx, subject_paths, images, excludes, dir_digest)
+    file_params = load_params_file(params_file) if params_file is not None else {}
+    merged = merge_params(ctx.params, file_params, [parse_param(p) for p in params])
+    deps = _dependencies(ctx, git_url, git_commit, dependencies)
+    byproducts: list[dict[str, Any]] = []
+    if network_evidence or declared_hermetic or observe_self_as:
+        from attest_step.hermetic.record import isolation_byproducts  # noqa: PLC0415
+
+        byproducts = isolation_byproducts(
+            network_evidence, declared_hermetic, observe_self_as=observe_self_as
+        )
+    finished = parse_time(finished_on, what="--finished-on") if finished_on else datetime.now(UTC)
+    hashing: dict[str, Any] = {}
+    if subject_paths:
+        hashing = {"dirDigest": dir_digest, "excludes": list(excludes)}
+    inputs = ProvenanceInputs(
+        subjects=subjects,
+        finished_on=finished,
+        builder_id=check_builder_id(
+            builder_id or ctx.builder_id or DEFAULT_BUILDER_ID,
+            what="--builder-id" if builder_id else "ATTEST_BUILDER_ID",
+        ),
+        params=merged,
+        run=RunContext(
+            taskrun_name=ctx.taskrun_name,
+            taskrun_uid=ctx.taskrun_uid,
+            namespace=ctx.namespace,
+            task_name=ctx.task_name,
+            pipelinerun_name=ctx.pipelinerun_name,
+            pipelinerun_uid=ctx.pipelinerun_uid,
+            pipeline_name=ctx.pipeline_name,
+        ),
+        resolved_dependencies=deps,
+        byproducts=byproducts,
+        started_on=_started_on(started_on, ctx),
+        invocation_id=invocation_id,
+        hashing=hashing,
+    )
+    statement = build_statement(inputs)
+
+    from attest_step.dsse import sign_envelope  # noqa: PLC0415
+
+    envelope = sign_envelope(serialize_statement(statement), signer)
+    envelope_bytes = json.dumps(envelope, separators=(",", ":")).encode("utf-8")
+    envelope_digest = "sha256:" + hashlib.sha256(envelope_bytes).hexdigest()
+
+    if output_file is not None:
+        _write_atomically(output_file, envelope_bytes, "--output-file")
+    uploads: list[dict[str, Any]] = []
+    if refs and not no_upload:
+        uploads = _upload(envelope_bytes, refs, signer.public_key_pem(), spool_dir, registry)
+    elif refs and spool_dir is not None:
+        _spool(spool_dir, envelope_bytes, refs, signer.public_key_pem())
+
+    artifact_outputs: dict[str, str] | None = None
+    if result_paths:
+        uri = _stored_uri(uploads, output_file)
+        if uri is None:
+            raise UsageError(
+                f"the {ARTIFACT_OUTPUTS_RESULT} result needs a stored attestation; "
+                "give --output-file or upload it with --image"
+            )
+        artifact_outputs = {"uri": uri, "digest": envelope_digest}
+        for path in result_paths:
+            _write_atomically(
+                path, json.dumps(artifact_outputs, separators=(",", ":")).encode(), "result"
+            )
+
+    stored = output_file is not None or bool(uploads)
+    if output == "json":
+        summary: dict[str, Any] = {
+            "predicateType": SLSA_PROVENANCE_V1,
+            "subjects": statement["subject"],
+            "envelopeDigest": envelope_digest,
+            "outputFile": str(output_file) if output_file is not None else None,
+            "uploads": uploads,
+            "artifactOutputs": artifact_outputs,
+        }
+        if not stored:
+            summary["envelope"] = envelope
+        emit_json(summary)
+        return
+    if not stored:
+        click.echo(envelope_bytes.decode("utf-8"))
+    count = len(statement["subject"])
+    where = [str(output_file)] if output_file is not None else []
+    where += [str(ref) for ref in refs] if uploads else []
+    click.echo(
+        f"attested {count} subject(s), envelope {envelope_digest}"
+        + (f", stored in {', '.join(where)}" if where else ""),
+        err=True,
+    )

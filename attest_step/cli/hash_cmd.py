@@ -1,13 +1,104 @@
-"""Stub verbs, replaced by their owners."""
+"""``attest-step hash``: print the subjects an attestation would carry.
+
+Imports only the hashing modules (no crypto, no registry client): start-up stays short.
+"""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
 import click
 
-from attest_step.errors import AttestStepError
+from attest_step.cli.common import output_option
+from attest_step.hashing import hash_paths
+from attest_step.model import Subject
+from attest_step.subjects import image_subjects
+
+
+def text_line(subject: Subject) -> str:
+    """``sha256:<hex>  <name>`` like sha256sum; a name with ``\\`` or a newline is escaped
+    and the line starts with ``\\`` (sha256sum's convention)."""
+    name = subject.name
+    digest = subject.digest["sha256"]
+    if "\\" in name or "\n" in name or "\r" in name:
+        escaped = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
+        return f"\\sha256:{digest}  {escaped}"
+    return f"sha256:{digest}  {name}"
+
+
+def subjects_json(subjects: Sequence[Subject]) -> str:
+    """Same text as ``json.dumps([...], indent=2, sort_keys=True)`` without its slow
+    pure-Python indenting encoder (thousands of subjects)."""
+    if not subjects:
+        return "[]"
+    items: list[str] = []
+    for subject in subjects:
+        if subject.annotations:
+            items.append(
+                "\n".join(
+                    "  " + line
+                    for line in json.dumps(subject.to_dict(), indent=2, sort_keys=True).split("\n")
+                )
+            )
+            continue
+        digest = ",\n".join(
+            f"      {json.dumps(key)}: {json.dumps(value)}"
+            for key, value in sorted(subject.digest.items())
+        )
+        name = json.dumps(subject.name)
+        items.append(f'  {{\n    "digest": {{\n{digest}\n    }},\n    "name": {name}\n  }}')
+    return "[\n" + ",\n".join(items) + "\n]"
 
 
 @click.command("hash")
-def hash_command() -> None:
-    """Not implemented yet."""
-    raise AttestStepError("hash: not implemented yet")
+@click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+@click.option(
+    "--exclude",
+    "excludes",
+    multiple=True,
+    metavar="GLOB",
+    help="Leave out matching entries (repeatable). No '/': any name component; "
+    "with '/': the path from the root. '**' spans directories.",
+)
+@click.option(
+    "--dir-digest",
+    is_flag=True,
+    help="Make each directory ONE subject: SHA-256 over a canonical listing of "
+    "(path, mode, sha256) (docs/hashing.md).",
+)
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    metavar="REF@sha256:HEX",
+    help="Also print an image subject (repeatable).",
+)
+@output_option
+def hash_command(
+    paths: tuple[Path, ...],
+    excludes: tuple[str, ...],
+    dir_digest: bool,
+    images: tuple[str, ...],
+    output: str,
+) -> None:
+    """Hash files, directory trees and images into in-toto subjects.
+
+    A file is named by its base name; files below a directory by their path relative to it.
+    Symbolic links are never followed out of a directory; FIFOs, sockets and devices are
+    refused; a file that changes while it is hashed is an error.
+    """
+    if not paths and not images:
+        raise click.UsageError("give at least one PATH or --image REF@sha256:HEX")
+    subjects = hash_paths(paths, excludes=excludes, dir_digest=dir_digest) if paths else []
+    if images:
+        subjects = sorted(
+            [*subjects, *image_subjects(images)],
+            key=lambda s: (s.name, s.digest["sha256"]),
+        )
+    if output == "json":
+        click.echo(subjects_json(subjects))
+    else:
+        for subject in subjects:
+            click.echo(text_line(subject))

@@ -1,25 +1,159 @@
-"""Stub verbs, replaced by their owners."""
+"""``sign``, ``verify`` and ``push``: cosign-compatible image signatures in OCI registries."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import click
 
-from attest_step.errors import AttestStepError
+from attest_step.cli.common import emit_json, output_option
+from attest_step.errors import RegistryError, UsageError
+from attest_step.oci.options import RegistryOptions, registry_options
+
+
+def _annotations(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for value in values:
+        key, sep, val = value.partition("=")
+        if not sep or not key:
+            raise UsageError(f"-a {value!r}: annotations are key=value")
+        out[key] = val
+    return out
+
+
+def _echo_records(records: list[dict[str, Any]], output: str) -> None:
+    if output == "json":
+        emit_json(records)
+        return
+    for rec in records:
+        click.echo(f"{rec['status']}: {rec['kind']} ({rec['layout']}) -> {rec['location']}")
+
+
+annotation_option = click.option(
+    "-a",
+    "--annotations",
+    "annotation_values",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Annotation signed into (sign) or required in (verify) the signature; repeatable.",
+)
 
 
 @click.command("sign")
-def sign_command() -> None:
-    """Not implemented yet."""
-    raise AttestStepError("sign: not implemented yet")
+@click.option(
+    "--key", "key_ref", required=True, help="Signing key (cosign key, PEM, Secret dir, KMS)."
+)
+@click.option(
+    "--certificate-chain",
+    type=click.Path(exists=True, dir_okay=False),
+    default=None,
+    help="PEM chain (leaf first) for an x509 key; stored in the certificate annotations.",
+)
+@annotation_option
+@click.option(
+    "--spool-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Keep the signed files here (default: a temporary directory, kept only if the "
+    "upload fails). Upload later with: attest-step push --from DIR.",
+)
+@output_option
+@registry_options
+@click.argument("image")
+def sign_command(
+    *,
+    key_ref: str,
+    certificate_chain: str | None,
+    annotation_values: tuple[str, ...],
+    spool_dir: Path | None,
+    output: str,
+    registry: RegistryOptions,
+    image: str,
+) -> None:
+    """Sign IMAGE (REPOSITORY@sha256:HEX) and attach the signature as cosign does."""
+    from attest_step.imageref import parse_image_ref  # noqa: PLC0415 - lazy per verb
+    from attest_step.keys.load import load_signer  # noqa: PLC0415
+    from attest_step.oci.sign import sign_image  # noqa: PLC0415
+
+    ref = parse_image_ref(image, what="IMAGE")
+    annotations = _annotations(annotation_values)
+    signer = load_signer(key_ref, certificate_chain=certificate_chain)
+    out_dir = spool_dir or Path(tempfile.mkdtemp(prefix="attest-step-spool-"))
+    try:
+        records = sign_image(ref, signer, annotations, out_dir=out_dir, registry=registry)
+    except RegistryError as err:
+        raise RegistryError(
+            f"{err}; the signature is kept in {out_dir}: upload it with "
+            f"attest-step push --from {out_dir}"
+        ) from err
+    if spool_dir is None:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    _echo_records(records, output)
 
 
 @click.command("verify")
-def verify_command() -> None:
-    """Not implemented yet."""
-    raise AttestStepError("verify: not implemented yet")
+@click.option(
+    "--key", "key_ref", required=True, help="Public key (PEM, certificate, Secret dir, KMS)."
+)
+@annotation_option
+@output_option
+@registry_options
+@click.argument("image")
+def verify_command(
+    *,
+    key_ref: str,
+    annotation_values: tuple[str, ...],
+    output: str,
+    registry: RegistryOptions,
+    image: str,
+) -> None:
+    """Verify IMAGE's signatures (.sig tag and cosign v3 bundles) with a public key."""
+    from attest_step.keys.load import load_verifier  # noqa: PLC0415
+    from attest_step.oci.fetch import resolve_image  # noqa: PLC0415
+    from attest_step.oci.verify_sig import verify_image_signatures  # noqa: PLC0415
+
+    verifier = load_verifier(key_ref)
+    ref = resolve_image(image, registry)
+    verified = verify_image_signatures(ref, verifier, _annotations(annotation_values), registry)
+    if output == "json":
+        emit_json(
+            {
+                "image": str(ref),
+                "verified": [
+                    {"source": v.source, "location": v.location, "claims": v.claims}
+                    for v in verified
+                ],
+            }
+        )
+        return
+    click.echo(f"Verification for {ref} --")
+    click.echo("The following checks were performed on each of these signatures:")
+    click.echo("  - The signature was verified against the given public key")
+    click.echo("  - The signed payload names the image digest")
+    if annotation_values:
+        click.echo("  - The signed annotations match -a")
+    for v in verified:
+        click.echo(f"  {v.source}: {v.location}")
 
 
 @click.command("push")
-def push_command() -> None:
-    """Not implemented yet."""
-    raise AttestStepError("push: not implemented yet")
+@click.option(
+    "--from",
+    "from_dir",
+    required=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Spool directory written by an earlier sign/attest run.",
+)
+@output_option
+@registry_options
+def push_command(*, from_dir: Path, output: str, registry: RegistryOptions) -> None:
+    """Upload signed output left on disk by an earlier run (idempotent)."""
+    from attest_step.oci.upload import push_spool  # noqa: PLC0415
+
+    records = push_spool(from_dir, registry)
+    if not records:
+        raise UsageError(f"--from {from_dir}: no spool records (*.oci.json) in it")
+    _echo_records(records, output)

@@ -1,13 +1,158 @@
-"""Stub verbs, replaced by their owners."""
+"""``attest-step verify-attestation``: check an attestation envelope or an image's attestations."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
 import click
 
-from attest_step.errors import AttestStepError
+from attest_step.cli.common import emit_json, output_option
+from attest_step.errors import UsageError
+from attest_step.model import Subject
+from attest_step.oci.options import RegistryOptions, registry_options
+from attest_step.statement import PREDICATE_TYPES, predicate_type_uri
+from attest_step.verify import PolicyCheck, VerifiedAttestation
+
+_PATH = click.Path(path_type=Path)
+
+
+def _artifacts(
+    subject_paths: Sequence[Path],
+    excludes: Sequence[str],
+    dir_digest: bool,
+    images: Sequence[str],
+) -> list[Subject]:
+    artifacts: list[Subject] = []
+    if subject_paths:
+        from attest_step.hashing import hash_paths  # noqa: PLC0415 - lazy, per verb
+
+        artifacts.extend(hash_paths(subject_paths, excludes=excludes, dir_digest=dir_digest))
+    elif excludes or dir_digest:
+        raise UsageError("--exclude and --dir-digest apply to --subject-path; give a path")
+    if images:
+        from attest_step.subjects import image_subjects  # noqa: PLC0415
+
+        artifacts.extend(image_subjects(images))
+    return artifacts
+
+
+def _policy(require_hermetic: bool, policy_file: Path | None) -> PolicyCheck | None:
+    if not require_hermetic and policy_file is None:
+        return None
+    from attest_step import policy  # noqa: PLC0415
+
+    rules: list[Mapping[str, Any]] = []
+    if policy_file is not None:
+        rules.append(policy.load_policy(policy_file))
+    if require_hermetic:
+        rules.append({"requireHermetic": True})
+
+    def check(statement: Mapping[str, Any]) -> list[str]:
+        return [v for rule in rules for v in policy.evaluate_policy(statement, rule)]
+
+    return check
+
+
+def _print_text(result: VerifiedAttestation, source: str) -> None:
+    statement = result.statement
+    click.echo(f"Verified the attestation of {source}:")
+    click.echo("  - the DSSE signature over the PAE verifies with the given key")
+    click.echo(f"  - the payload is an in-toto Statement ({statement.type})")
+    click.echo(f"  - predicateType is {statement.predicate_type}")
+    for artifact, subject in result.matched:
+        digests = ", ".join(f"{alg}:{value}" for alg, value in sorted(artifact.digest.items()))
+        click.echo(f"  - {artifact.name} ({digests}) is subject {subject.name!r}")
 
 
 @click.command("verify-attestation")
-def verify_attestation_command() -> None:
-    """Not implemented yet."""
-    raise AttestStepError("verify-attestation: not implemented yet")
+@click.argument("image", required=False)
+@click.option("--key", required=True, help="Public key PEM, certificate, Secret dir or KMS URI.")
+@click.option(
+    "--type",
+    "type_",
+    default="slsaprovenance1",
+    show_default=True,
+    help=f"Predicate type: {'|'.join(PREDICATE_TYPES)}, or a URI.",
+)
+@click.option(
+    "--envelope", type=_PATH, help="DSSE envelope file (JSON, or JSON Lines) instead of IMAGE."
+)
+@click.option(
+    "--subject-path",
+    "subject_paths",
+    multiple=True,
+    type=_PATH,
+    help="File or directory whose digests must be among the subjects (repeatable).",
+)
+@click.option("--dir-digest", is_flag=True, help="Hash directories as one digest each.")
+@click.option("--exclude", "excludes", multiple=True, help="Glob of paths to skip (repeatable).")
+@click.option(
+    "--image",
+    "images",
+    multiple=True,
+    help="Image REPOSITORY@sha256:HEX that must be a subject (repeatable).",
+)
+@click.option(
+    "--require-hermetic",
+    is_flag=True,
+    help="Require the provenance to record the build's steps as network-isolated.",
+)
+@click.option("--policy", "policy_file", type=_PATH, help="Policy file (YAML or JSON).")
+@registry_options
+@output_option
+def verify_attestation_command(
+    *,
+    image: str | None,
+    key: str,
+    type_: str,
+    envelope: Path | None,
+    subject_paths: tuple[Path, ...],
+    dir_digest: bool,
+    excludes: tuple[str, ...],
+    images: tuple[str, ...],
+    require_hermetic: bool,
+    policy_file: Path | None,
+    registry: RegistryOptions,
+    output: str,
+) -> None:
+    """Verify the signature, statement, predicate type and subjects of an attestation.
+
+    Give either IMAGE (REPOSITORY@sha256:HEX; its attestations are read from the registry)
+    or --envelope FILE. Exits 0 only when one attestation passes every check.
+    """
+    predicate_type = predicate_type_uri(type_)
+    if (image is None) == (envelope is None):
+        raise UsageError("give exactly one of IMAGE or --envelope FILE")
+    artifacts = _artifacts(subject_paths, excludes, dir_digest, images)
+    check = _policy(require_hermetic, policy_file)
+
+    from attest_step.keys.load import load_verifier  # noqa: PLC0415
+    from attest_step.verify import read_envelopes, verify_any  # noqa: PLC0415
+
+    verifier = load_verifier(key)
+    if envelope is not None:
+        source = str(envelope)
+        envelopes = read_envelopes(envelope)
+    else:
+        assert image is not None
+        from attest_step.imageref import parse_image_ref  # noqa: PLC0415
+        from attest_step.oci.fetch import fetch_attestation_envelopes  # noqa: PLC0415
+
+        ref = parse_image_ref(image, what="IMAGE")
+        source = str(ref)
+        artifacts.append(Subject(ref.name, {"sha256": ref.hex}))
+        envelopes = fetch_attestation_envelopes(ref, registry)
+    result = verify_any(
+        envelopes,
+        verifier,
+        predicate_type=predicate_type,
+        artifacts=artifacts,
+        policy=check,
+        source=source,
+    )
+    if output == "json":
+        emit_json(result.to_dict())
+    else:
+        _print_text(result, source)

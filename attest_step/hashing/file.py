@@ -2,8 +2,8 @@
 
 The file is opened with ``O_NOFOLLOW | O_NONBLOCK`` (a link swapped in fails, a FIFO swapped
 in does not block). ``fstat`` on the open descriptor must show the same file (device, inode,
-size, mtime) as the ``lstat`` of the walk; after the last byte, ``fstat`` again must show the
-same size, mtime and ctime, and exactly ``size`` bytes must have been read.
+size, mtime_ns, ctime_ns) as the ``lstat`` of the walk, before the first byte and again after
+the last one, and exactly ``size`` bytes must have been read.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def _same_file(before: FileStat, now: os.stat_result) -> bool:
         and before.ino == now.st_ino
         and before.size == now.st_size
         and before.mtime_ns == now.st_mtime_ns
+        and before.ctime_ns == now.st_ctime_ns
     )
 
 
@@ -63,18 +64,12 @@ def sha256_file(path: bytes, expected: FileStat, buffer: bytearray) -> str:
                 digest.update(view[:count])
                 remaining -= count
         except OSError as err:
-            raise AttestStepError(
-                f"{shown(path)}: read failed ({err.strerror or err})"
-            ) from None
+            raise AttestStepError(f"{shown(path)}: read failed ({err.strerror or err})") from None
         finally:
             view.release()
         after = os.fstat(fd)
-        if not _same_file(expected, after) or after.st_ctime_ns != before.st_ctime_ns:
+        if not _same_file(expected, after):
             raise _changed(path)
         return digest.hexdigest()
     finally:
         os.close(fd)
-
-
-def sha256_bytes(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()

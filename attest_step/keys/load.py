@@ -190,8 +190,7 @@ def _private_from_blocks(
             raise AttestStepError(f"key file {path} is {kind}; {_CONVERT}")
     if any(label in PUBLIC_LABELS or label == CERT_LABEL for label in labels):
         raise AttestStepError(
-            f"key file {path} holds only a public key or certificate; signing needs the "
-            "private key"
+            f"key file {path} holds only a public key or certificate; signing needs the private key"
         )
     raise AttestStepError(
         f"key file {path} holds no private key (found {', '.join(sorted(set(labels)))})"
@@ -273,6 +272,32 @@ def load_signer(
         password_file=files.password if password_value is None else None,
         chain_path=chain_path,
         what="key file",
+    )
+
+
+def needs_password(key_ref: str) -> bool:
+    """True when ``key_ref`` is an encrypted key file with no password from the environment.
+
+    The CLI uses this to decide whether to prompt; it never raises.
+    """
+    if is_kms_uri(key_ref) or not key_ref:
+        return False
+    path = Path(key_ref)
+    try:
+        if path.is_dir():
+            files = secret_dir.locate(path)
+            if files.password is not None or files.private_key is None:
+                return False
+            path = files.private_key
+        data = path.read_bytes()
+    except OSError:
+        return False
+    encrypted = any(
+        f"BEGIN {label}-----".encode() in data for label in cosign_format.ENCRYPTED_LABELS
+    )
+    env = os.environ
+    return (
+        encrypted and password.PASSWORD_ENV not in env and not env.get(password.PASSWORD_FILE_ENV)
     )
 
 

@@ -54,9 +54,7 @@ def check_public(key: object) -> PublicKey:
 
 def check_private(key: object) -> PrivateKey:
     """Return ``key`` typed as a supported private key or raise UnsupportedKeyError."""
-    if isinstance(
-        key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-    ):
+    if isinstance(key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey):
         check_public(key.public_key())
         return key
     raise UnsupportedKeyError(f"key type {type(key).__name__} is not supported")
@@ -154,3 +152,8 @@ class PublicKeyVerifier:
 
     def __repr__(self) -> str:
         return f"PublicKeyVerifier({self.algorithm})"
+
+
+def generate_p256() -> ec.EllipticCurvePrivateKey:
+    """A new ECDSA P-256 key, the only type cosign generate-key-pair makes."""
+    return ec.generate_private_key(ec.SECP256R1())

@@ -1,13 +1,151 @@
-"""Read attestations back from the registry, in both layouts. (Stub.)"""
+"""Read signatures and attestations back, in both layouts (registry or OCI layout dir)."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from attest_step.imageref import ImageRef
+from attest_step.errors import UsageError
+from attest_step.imageref import ImageRef, image_ref_from_parts, parse_image_ref
+from attest_step.oci.bundle_layout import fetch_bundles
+from attest_step.oci.oci_layout import read_bundles, read_tag_layers
 from attest_step.oci.options import RegistryOptions
+from attest_step.oci.registry import RegistryClient
+from attest_step.oci.retry import Deadline
+from attest_step.oci.tag_layout import read_layers
+from attest_step.oci.types import (
+    COSIGN_SIGN_PREDICATE,
+    DSSE_TYPE,
+    SIMPLESIGNING_TYPE,
+    Descriptor,
+    tag_for,
+)
+
+
+@dataclass(frozen=True)
+class FetchedEnvelope:
+    """A DSSE envelope and where it was found."""
+
+    envelope: dict[str, Any]
+    source: str  # "tag" (.att layer) or "bundle" (Sigstore bundle referrer)
+    location: str
+    predicate_type: str | None  # from the layer/manifest annotation (unverified)
+
+
+@dataclass(frozen=True)
+class FetchedSignature:
+    """One simple-signing layer of the ``.sig`` tag (nothing verified yet)."""
+
+    payload: bytes
+    descriptor: Descriptor
+    location: str
+
+
+class _Source:
+    """Either a registry (via RegistryClient) or an OCI layout directory."""
+
+    def __init__(self, image: ImageRef, registry: RegistryOptions) -> None:
+        self.image = image
+        self.layout_dir = Path(registry.oci_layout_dir) if registry.oci_layout_dir else None
+        self.client: RegistryClient | None = None
+        if self.layout_dir is None:
+            deadline = Deadline(registry.timeout_seconds)
+            self.client = RegistryClient(image.registry, registry, deadline=deadline)
+
+    def tag_layers(self, suffix: str) -> list[tuple[Descriptor, bytes]]:
+        tag = tag_for(self.image.digest, suffix)
+        if self.client is not None:
+            return read_layers(self.client, self.image.repository, tag)
+        assert self.layout_dir is not None
+        return read_tag_layers(self.layout_dir, self.image, tag)
+
+    def bundles(self) -> list[tuple[str, str | None, dict[str, Any]]]:
+        if self.client is not None:
+            return [
+                (b.manifest_digest, b.predicate_type, b.bundle)
+                for b in fetch_bundles(self.client, self.image.repository, self.image.digest)
+            ]
+        assert self.layout_dir is not None
+        return read_bundles(self.layout_dir, self.image)
+
+
+def _json_object(data: bytes) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(data)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def fetch_attestations(
+    image: ImageRef, registry: RegistryOptions, *, include_signatures: bool = False
+) -> list[FetchedEnvelope]:
+    """Every DSSE envelope attached to ``image``, with where it came from.
+
+    Bundles first (the order cosign v3 reads), then ``.att`` layers. Bundles annotated as
+    cosign signatures (predicateType ``https://sigstore.dev/cosign/sign/v1``) are left out
+    unless ``include_signatures``. Nothing is verified: the caller checks signatures,
+    subjects and predicate types.
+    """
+    source = _Source(image, registry)
+    out: list[FetchedEnvelope] = []
+    for digest, predicate_type, bundle in source.bundles():
+        if predicate_type == COSIGN_SIGN_PREDICATE and not include_signatures:
+            continue
+        envelope = bundle.get("dsseEnvelope")
+        if isinstance(envelope, dict):
+            out.append(
+                FetchedEnvelope(envelope, "bundle", f"{image.name}@{digest}", predicate_type)
+            )
+    att_tag = tag_for(image.digest, ".att")
+    for desc, data in source.tag_layers(".att"):
+        if desc.media_type != DSSE_TYPE:
+            continue
+        doc = _json_object(data)
+        if doc is not None:
+            where = f"{image.name}:{att_tag}"
+            out.append(FetchedEnvelope(doc, "tag", where, desc.annotations.get("predicateType")))
+    return out
 
 
 def fetch_attestation_envelopes(image: ImageRef, registry: RegistryOptions) -> list[dict[str, Any]]:
     """Every DSSE envelope attached to ``image`` (``.att`` tag and Sigstore bundles)."""
-    raise NotImplementedError
+    return [f.envelope for f in fetch_attestations(image, registry)]
+
+
+def fetch_signatures(image: ImageRef, registry: RegistryOptions) -> list[FetchedSignature]:
+    """Every simple-signing layer at ``sha256-<hex>.sig`` (unverified)."""
+    source = _Source(image, registry)
+    where = f"{image.name}:{tag_for(image.digest, '.sig')}"
+    return [
+        FetchedSignature(data, desc, where)
+        for desc, data in source.tag_layers(".sig")
+        if desc.media_type == SIMPLESIGNING_TYPE
+    ]
+
+
+def fetch_signature_bundles(image: ImageRef, registry: RegistryOptions) -> list[FetchedEnvelope]:
+    """Sigstore-bundle signatures (cosign v3 ``sign``): every bundle's DSSE envelope."""
+    found = fetch_attestations(image, registry, include_signatures=True)
+    return [f for f in found if f.source == "bundle"]
+
+
+def resolve_image(value: str, registry: RegistryOptions) -> ImageRef:
+    """``REPO@sha256:HEX`` as given, or ``REPO[:TAG]`` resolved to its digest (as cosign does)."""
+    if "@" in value:
+        return parse_image_ref(value, what="IMAGE")
+    name = value.strip()
+    tag = "latest"
+    last = name.rsplit("/", 1)[-1]
+    if ":" in last:
+        name, _, tag = name.rpartition(":")
+    probe = image_ref_from_parts(name, "sha256:" + "0" * 64, what="IMAGE")
+    if registry.oci_layout_dir:
+        raise UsageError(f"IMAGE {value!r}: give the digest (REPO@sha256:HEX) with --oci-layout")
+    client = RegistryClient(probe.registry, registry, deadline=Deadline(registry.timeout_seconds))
+    manifest = client.get_manifest(probe.repository, tag)
+    if manifest is None:
+        raise UsageError(f"IMAGE {value!r}: tag {tag} not found in {probe.name}")
+    return ImageRef(probe.registry, probe.repository, manifest.digest, tag)

@@ -1,27 +1,131 @@
-"""Registry options shared by every verb that talks to a registry. (Stub: OCI work fills it.)
+"""Registry options shared by every verb that talks to a registry.
 
 CONTRACT: ``registry_options`` is a click decorator adding the shared flags; the decorated
 command receives one keyword argument ``registry: RegistryOptions``.
+
+Flags (cosign's spellings where cosign has them):
+  --allow-insecure-registry   plain HTTP (and unverified TLS) to the registry
+  --ca-cert PATH              PEM bundle of CAs to trust for the registry (env ATTEST_STEP_CA_CERT)
+  --timeout DURATION          total deadline for all registry work: 90, 90s, 3m, 3m0s
+  --registry-layout           auto|tag|bundle|both (default auto; env ATTEST_STEP_REGISTRY_LAYOUT)
+  --oci-layout DIR            write to an OCI image-layout directory instead of a registry
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
+import click
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+LAYOUTS = ("auto", "tag", "bundle", "both")
+DEFAULT_LAYOUT = "auto"
+DEFAULT_TIMEOUT_SECONDS = 180.0  # cosign's --timeout default (3m0s)
+
+_DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
 @dataclass(frozen=True)
 class RegistryOptions:
     allow_insecure_registry: bool = False
     ca_cert: str | None = None
-    timeout_seconds: float = 120.0
-    layout: str = "both"  # "tag" (.sig/.att tags), "bundle" (referrers), "both"
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    layout: str = DEFAULT_LAYOUT  # "auto", "tag" (.sig/.att tags), "bundle" (referrers), "both"
     oci_layout_dir: str | None = None
+
+
+def parse_duration(value: str) -> float:
+    """Seconds from ``90``, ``90s``, ``1.5m``, ``3m0s`` or ``1h``; ValueError otherwise."""
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        match = _DURATION.fullmatch(text)
+        if not text or match is None:
+            raise ValueError(value) from None
+        hours, minutes, secs = (float(g) if g else 0.0 for g in match.groups())
+        seconds = hours * 3600 + minutes * 60 + secs
+    if seconds <= 0:
+        raise ValueError(value)
+    return seconds
+
+
+class _Duration(click.ParamType):  # type: ignore[type-arg]
+    name = "DURATION"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        if isinstance(value, float | int):
+            return float(value)
+        try:
+            return parse_duration(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a duration like 90s, 3m or 3m0s", param, ctx)
 
 
 def registry_options(func: F) -> F:
     """Add the shared registry flags; pass ``registry=RegistryOptions(...)``."""
-    raise NotImplementedError
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        kwargs["registry"] = RegistryOptions(
+            allow_insecure_registry=kwargs.pop("allow_insecure_registry"),
+            ca_cert=kwargs.pop("ca_cert"),
+            timeout_seconds=kwargs.pop("registry_timeout"),
+            layout=kwargs.pop("registry_layout"),
+            oci_layout_dir=kwargs.pop("oci_layout"),
+        )
+        return func(*args, **kwargs)
+
+    decorated: Any = wrapper
+    options = [
+        click.option(
+            "--allow-insecure-registry",
+            is_flag=True,
+            default=False,
+            help="Talk plain HTTP to the registry (and skip TLS verification), as cosign does.",
+        ),
+        click.option(
+            "--ca-cert",
+            type=click.Path(exists=True, dir_okay=False),
+            default=None,
+            envvar="ATTEST_STEP_CA_CERT",
+            help="PEM file of CA certificates to trust for the registry's TLS "
+            "(default: the system store; REQUESTS_CA_BUNDLE also works).",
+        ),
+        click.option(
+            "--timeout",
+            "registry_timeout",
+            type=_Duration(),
+            default=DEFAULT_TIMEOUT_SECONDS,
+            show_default="3m0s",
+            help="Give up on the registry after this long in total (retries included).",
+        ),
+        click.option(
+            "--registry-layout",
+            type=click.Choice(LAYOUTS),
+            default=DEFAULT_LAYOUT,
+            show_default=True,
+            envvar="ATTEST_STEP_REGISTRY_LAYOUT",
+            help="tag: cosign's sha256-<hex>.sig/.att tags (cosign v2 and v3 read them); "
+            "bundle: Sigstore bundles as OCI referrers (cosign v3 reads these first); both: "
+            "each item in both; auto: tag, or both when the image already has bundles.",
+        ),
+        click.option(
+            "--oci-layout",
+            type=click.Path(file_okay=False),
+            default=None,
+            help="Store into this OCI image-layout directory instead of the registry "
+            "(air-gapped use; readable by skopeo, oras and cosign --local-image).",
+        ),
+    ]
+    for option in reversed(options):
+        decorated = option(decorated)
+    result: F = decorated
+    return result

@@ -1,0 +1,111 @@
+"""Hashing files and trees into subjects.
+
+CONTRACT used by ``attest`` and ``hash``:
+``hash_paths(paths, excludes=(), dir_digest=False) -> list[Subject]``: subjects named relative
+to each root given, sorted by name, deterministic; raises AttestStepError on any problem.
+
+Naming (docs/hashing.md): a file argument gives one subject named by its base name; a
+directory argument gives one subject per file below it, named by the path relative to that
+directory (the directory's own name is not part of it), or with ``dir_digest=True`` a single
+subject named by the directory's base name whose digest covers the whole tree. Subjects of all
+arguments share one namespace: two arguments that yield the same name are an error.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from attest_step.dirdigest import FORMAT_ANNOTATION
+from attest_step.dirdigest import dir_digest as tree_digest
+from attest_step.errors import AttestStepError, UsageError
+from attest_step.hashing.engine import hash_entries
+from attest_step.model import Subject
+from attest_step.walk import Entry, Excludes, FileStat, Kind, encode_name, shown, walk_tree
+
+__all__ = ["hash_paths"]
+
+
+@dataclass(frozen=True)
+class _Root:
+    given: bytes
+    entries: list[Entry]
+    tree_name: str | None
+    """Subject name of a directory digest; None for per-file subjects."""
+
+
+def _base_name(given: bytes) -> bytes:
+    base = os.path.basename(os.path.normpath(os.path.abspath(given)))
+    return base or b"/"
+
+
+def _plan_root(given: bytes, excludes: Excludes, dir_digest_mode: bool) -> _Root:
+    if not given:
+        raise UsageError("PATH: an empty path was given; name a file or directory to hash")
+    try:
+        st = os.stat(given)
+    except OSError as err:
+        raise AttestStepError(
+            f"{shown(given)}: cannot hash it ({err.strerror or err}); "
+            "give an existing file or directory"
+        ) from None
+    # A path given on the command line is the user's choice: a link there is followed once.
+    real = os.path.realpath(given)
+    if stat.S_ISDIR(st.st_mode):
+        entries = walk_tree(real, excludes, keep_links=dir_digest_mode)
+        if dir_digest_mode:
+            return _Root(given, entries, encode_name(_base_name(given)))
+        if not entries:
+            raise AttestStepError(
+                f"{shown(given)}: the directory has no files to hash (empty, or all excluded); "
+                "check the path and the --exclude patterns"
+            )
+        return _Root(given, entries, None)
+    if stat.S_ISREG(st.st_mode):
+        rel = _base_name(given)
+        entry = Entry(rel, encode_name(rel), real, Kind.FILE, FileStat.of(os.lstat(real)))
+        return _Root(given, [entry], None)
+    raise AttestStepError(
+        f"{shown(given)}: is not a regular file or directory (a FIFO, socket or device); "
+        "give the files the build produced"
+    )
+
+
+def hash_paths(
+    paths: Sequence[Path], *, excludes: Sequence[str] = (), dir_digest: bool = False
+) -> list[Subject]:
+    """Subjects for ``paths``, sorted by name; see the module docstring for naming."""
+    if not paths:
+        raise UsageError("PATH: nothing to hash; give at least one file or directory")
+    matcher = Excludes(excludes)
+    roots = [_plan_root(os.fsencode(path), matcher, dir_digest) for path in paths]
+    every = [entry for root in roots for entry in root.entries]
+    hexes = hash_entries(every)
+
+    subjects: dict[str, tuple[Subject, bytes]] = {}
+
+    def add(subject: Subject, given: bytes) -> None:
+        previous = subjects.get(subject.name)
+        if previous is not None:
+            raise AttestStepError(
+                f"{shown(given)}: yields the subject name {subject.name!r}, which "
+                f"{shown(previous[1])} yields too; hash the common parent directory instead "
+                "or --exclude one of them"
+            )
+        subjects[subject.name] = (subject, given)
+
+    position = 0
+    for root in roots:
+        count = len(root.entries)
+        root_hexes = hexes[position : position + count]
+        position += count
+        if root.tree_name is not None:
+            digest = tree_digest(root.entries, root_hexes)
+            add(Subject(root.tree_name, {"sha256": digest}, dict([FORMAT_ANNOTATION])), root.given)
+            continue
+        for entry, hexdigest in zip(root.entries, root_hexes, strict=True):
+            add(Subject(entry.name, {"sha256": hexdigest}), root.given)
+    return [subjects[name][0] for name in sorted(subjects)]

@@ -1,0 +1,373 @@
+"""Run a command in fresh user, mount, PID and network namespaces and watch it from outside.
+
+Process layout (Python 3.11 has no ``os.unshare``, so libc's ``unshare(2)`` is called through
+ctypes; no external binary is involved)::
+
+    attest-step run (P, caller's namespaces; observes and writes the evidence)
+      └─ C1: unshare(NEWUSER|NEWNS|NEWPID|NEWNET); P writes its uid/gid maps
+           └─ C2: PID 1 of the new PID namespace; brings ``lo`` up; init for the command
+                └─ C3: execvp(CMD)
+
+P opens ``/proc/<C2>/ns/net`` and ``/proc/<C2>/net/{dev,route,ipv6_route}`` before the command
+starts. Those open files pin the namespace, so P re-reads them after the whole tree has ended:
+when C3 exits, C2 SIGKILLs every other process of the PID namespace, reaps them and exits;
+when PID 1 of a PID namespace exits the kernel kills whatever is left there. C2 makes itself
+non-dumpable before starting the command, so the command (root only inside its own user
+namespace) cannot open C2's pipes through ``/proc/1/fd``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, BinaryIO
+
+from attest_step.errors import AttestStepError
+from attest_step.hermetic import evidence, procnet
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWUSER = 0x10000000
+CLONE_NEWPID = 0x20000000
+CLONE_NEWNET = 0x40000000
+PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+_FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+_MAX_ID = 4294967295
+
+
+@dataclass
+class RunResult:
+    """The outcome of one isolated run and the evidence record describing it."""
+
+    exit_code: int
+    record: dict[str, Any]
+    messages: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def _unshare(flags: int) -> None:
+    if _libc().unshare(flags) != 0:
+        code = ctypes.get_errno()
+        raise OSError(code, os.strerror(code))
+
+
+def _prctl(option: int, value: int) -> None:
+    _libc().prctl(option, value, 0, 0, 0)
+
+
+def _send(fd: int, message: dict[str, Any]) -> None:
+    os.write(fd, (json.dumps(message) + "\n").encode())
+
+
+def _exit_code(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.waitstatus_to_exitcode(status)
+
+
+def _reap_all() -> int:
+    """Reap every child until none is left; the number reaped."""
+    count = 0
+    while True:
+        try:
+            os.waitpid(-1, 0)
+        except ChildProcessError:
+            return count
+        count += 1
+
+
+def _init(argv: list[str], network: str, ctl: int, out: int) -> int:
+    """C2: PID 1 of the new namespace. Returns the exit code for C1 to pass on."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if network == "none":
+        try:
+            procnet.bring_loopback_up()
+        except OSError as err:
+            _send(out, {"error": "loopback", "errno": errno.errorcode.get(err.errno or 0, "?")})
+            return 125
+    inside = evidence.view(
+        observer="attest-step run init (inside, PID 1)",
+        at="before-command",
+        netns=os.readlink("/proc/self/ns/net"),
+        dev=_read_text("/proc/self/net/dev"),
+        route=_read_text("/proc/self/net/route"),
+        ipv6_route=_read_optional("/proc/self/net/ipv6_route"),
+        with_flags=True,
+    )
+    _send(out, {"inside": inside})
+    if os.read(ctl, 1) != b"g":
+        return 125
+    _prctl(PR_SET_DUMPABLE, 0)
+    child = os.fork()
+    if child == 0:
+        for signum in _FORWARDED:
+            signal.signal(signum, signal.SIG_DFL)
+        try:
+            os.execvp(argv[0], argv)  # noqa: S606 - runs the user's build command
+        except OSError as err:
+            _send(out, {"execError": errno.errorcode.get(err.errno or 0, "?"), "argv0": argv[0]})
+            os._exit(127 if err.errno == errno.ENOENT else 126)
+
+    def forward(signum: int, _frame: object) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signum)
+
+    for signum in _FORWARDED:
+        signal.signal(signum, forward)
+    status = 0
+    while True:
+        pid, wait_status = os.waitpid(-1, 0)
+        if pid == child:
+            status = wait_status
+            break
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(-1, signal.SIGKILL)
+    leftovers = _reap_all()
+    done: dict[str, Any] = {"exitCode": _exit_code(status), "leftoverProcessesKilled": leftovers}
+    if os.WIFSIGNALED(status):
+        done["signal"] = signal.Signals(os.WTERMSIG(status)).name
+    _send(out, {"done": done})
+    return _exit_code(status)
+
+
+def _read_text(path: str) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+def _read_optional(path: str) -> str | None:
+    try:
+        return _read_text(path)
+    except OSError:
+        return None
+
+
+def _child(argv: list[str], flags: int, network: str, ctl: int, out: int) -> int:
+    """C1: create the namespaces, wait for the id maps, start PID 1 and pass on its status."""
+    _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    try:
+        _unshare(flags)
+    except OSError as err:
+        _send(out, {"error": "unshare", "errno": errno.errorcode.get(err.errno or 0, "?")})
+        return 125
+    _send(out, {"unshared": True})
+    if os.read(ctl, 1) != b"m":
+        return 125
+    init = os.fork()
+    if init == 0:
+        code = 125
+        try:
+            code = _init(argv, network, ctl, out)
+        finally:
+            os._exit(code)
+    _send(out, {"initPid": init})
+    _, status = os.waitpid(init, 0)
+    return _exit_code(status)
+
+
+def _write_maps(pid: int) -> None:
+    if os.geteuid() == 0:
+        # Like Tekton's entrypoint: identity-map every id, so files keep their owners; the
+        # command is root only inside the new user namespace, with no power over the host's.
+        setgroups, uid_map, gid_map = "allow", f"0 0 {_MAX_ID}", f"0 0 {_MAX_ID}"
+    else:
+        setgroups, uid_map = "deny", f"0 {os.geteuid()} 1"
+        gid_map = f"0 {os.getegid()} 1"
+    for name, text in (("setgroups", setgroups), ("uid_map", uid_map), ("gid_map", gid_map)):
+        with open(f"/proc/{pid}/{name}", "w") as handle:
+            handle.write(text)
+
+
+class _Messages:
+    """Newline-delimited JSON from the children."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.seen: list[dict[str, Any]] = []
+
+    def next(self) -> dict[str, Any]:
+        line = self.stream.readline(1 << 20)
+        if not line:
+            return {}
+        try:
+            message = json.loads(line)
+        except json.JSONDecodeError:
+            return {"error": "garbled message from the isolated child"}
+        if not isinstance(message, dict):
+            return {"error": "garbled message from the isolated child"}
+        self.seen.append(message)
+        return message
+
+    def rest(self) -> list[dict[str, Any]]:
+        out = []
+        while message := self.next():
+            out.append(message)
+        return out
+
+
+class _Pinned:
+    """Files of the child's network namespace, opened while it lives and re-read later."""
+
+    def __init__(self, pid: int) -> None:
+        base = f"/proc/{pid}"
+        self.ns_fd = os.open(f"{base}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        self.netns = os.readlink(f"{base}/ns/net")
+        self.files: dict[str, BinaryIO | None] = {}
+        for name in ("dev", "route", "ipv6_route"):
+            try:
+                self.files[name] = open(f"{base}/net/{name}", "rb")  # noqa: SIM115
+            except OSError:
+                self.files[name] = None
+
+    def read(self, name: str) -> str | None:
+        handle = self.files.get(name)
+        if handle is None:
+            return None
+        handle.seek(0)
+        return handle.read().decode()
+
+    def view(self, at: str) -> dict[str, Any]:
+        return evidence.view(
+            observer="attest-step run (outside, /proc/<pid>/net)",
+            at=at,
+            netns=self.netns,
+            dev=self.read("dev") or "",
+            route=self.read("route") or "",
+            ipv6_route=self.read("ipv6_route"),
+            with_flags=False,
+        )
+
+    def close(self) -> None:
+        for handle in self.files.values():
+            if handle is not None:
+                handle.close()
+        os.close(self.ns_fd)
+
+
+def _fail(message: str, pid: int) -> AttestStepError:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, 0)
+    return AttestStepError(message)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def run(argv: list[str], *, network: str = "none", step: str | None = None) -> RunResult:
+    """Run ``argv`` isolated (``network="none"``) or not (``"host"``) and describe the run.
+
+    Raises AttestStepError, without running the command, when the namespaces cannot be
+    created: never falls back to running with the caller's network.
+    """
+    if not argv:
+        raise AttestStepError("run: no command given; write it after '--'")
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID
+    if network == "none":
+        flags |= CLONE_NEWNET
+    parent_netns = os.readlink("/proc/self/ns/net")
+    started_on, started = _now(), time.monotonic()
+    ctl_r, ctl_w = os.pipe()
+    out_r, out_w = os.pipe()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid == 0:
+        code = 125
+        try:
+            os.close(ctl_w)
+            os.close(out_r)
+            code = _child(argv, flags, network, ctl_r, out_w)
+        finally:
+            os._exit(code)
+    os.close(ctl_r)
+    os.close(out_w)
+    messages = _Messages(os.fdopen(out_r, "rb"))
+    pinned: _Pinned | None = None
+    try:
+        first = messages.next()
+        if "unshared" not in first:
+            raise _fail(
+                f"run: cannot create user/mount/PID/network namespaces "
+                f"({first.get('errno', 'child failed')}); the command was NOT run. Enable "
+                "unprivileged user namespaces (user.max_user_namespaces > 0; no AppArmor "
+                "userns restriction) and allow unshare in seccomp, or use Tekton's "
+                "TEKTON_HERMETIC=1",
+                pid,
+            )
+        try:
+            _write_maps(pid)
+        except OSError as err:
+            raise _fail(
+                f"run: cannot write the uid/gid maps of the new user namespace "
+                f"({err.strerror}); the command was NOT run",
+                pid,
+            ) from err
+        os.write(ctl_w, b"m")
+        init_pid = messages.next().get("initPid")
+        inside = messages.next()
+        if not isinstance(init_pid, int) or "inside" not in inside:
+            raise _fail(
+                f"run: the isolated init did not start ({inside.get('error', 'no message')}"
+                f" {inside.get('errno', '')}); the command was NOT run",
+                pid,
+            )
+        pinned = _Pinned(init_pid)
+        before = pinned.view("before-command")
+        os.write(ctl_w, b"g")
+        os.close(ctl_w)
+        ctl_w = -1
+        _, status = os.waitpid(pid, 0)
+        tail = messages.rest()
+        after = pinned.view("after-process-tree-ended")
+    finally:
+        if ctl_w >= 0:
+            os.close(ctl_w)
+        messages.stream.close()
+        if pinned is not None:
+            pinned.close()
+    exit_code = _exit_code(status)
+    done: dict[str, Any] = next((m["done"] for m in tail if "done" in m), {})
+    exec_error = next((m for m in tail if "execError" in m), None)
+    command: dict[str, Any] = {
+        "argv": list(argv),
+        "exitCode": exit_code,
+        "netns": pinned.netns,
+        "leftoverProcessesKilled": done.get("leftoverProcessesKilled"),
+    }
+    if "signal" in done:
+        command["signal"] = done["signal"]
+    if exec_error is not None:
+        command["execError"] = exec_error["execError"]
+    record: dict[str, Any] = {
+        "mediaType": evidence.EVIDENCE_MEDIA_TYPE,
+        "producer": evidence.producer("run"),
+        "step": step,
+        "isolation": {
+            "network": network,
+            "namespaces": ["user", "mnt", "pid"] + (["net"] if network == "none" else []),
+            "uidMap": "identity (all ids)" if os.geteuid() == 0 else f"0 -> {os.geteuid()}",
+            "loopbackUp": network == "none",
+        },
+        "parentNetns": parent_netns,
+        "command": command,
+        "views": [inside["inside"], before, after],
+        "startedOn": started_on,
+        "finishedOn": _now(),
+        "durationSeconds": round(time.monotonic() - started, 3),
+    }
+    record["contradictions"] = evidence.contradictions(record)
+    return RunResult(exit_code=exit_code, record=record, messages=messages.seen)

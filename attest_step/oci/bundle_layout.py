@@ -1,0 +1,234 @@
+"""Sigstore bundle v0.3 attached as an OCI 1.1 referrer (the layout cosign v3 reads first).
+
+Push: the bundle JSON is the only layer of an image manifest with ``artifactType`` = the
+bundle media type, the empty config and ``subject`` = the signed image; it is pushed by
+digest. When the registry has no referrers API (404 on ``/v2/<name>/referrers/<digest>``,
+as distribution 2.8), the referrers *tag schema* is maintained: an OCI index at tag
+``sha256-<hex>`` listing every referrer, updated by read-modify-write with the same race
+detection as the tag layout.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from attest_step.errors import RegistryError
+from attest_step.oci.registry import Manifest, RegistryClient
+from attest_step.oci.types import (
+    BUNDLE_CONTENT_ANNOTATION,
+    BUNDLE_PREDICATE_ANNOTATION,
+    BUNDLE_TYPE,
+    BUNDLE_TYPE_PREFIX,
+    CREATED_ANNOTATION,
+    EMPTY_JSON,
+    EMPTY_TYPE,
+    INDEX_TYPE,
+    MANIFEST_TYPE,
+    Descriptor,
+    compact_json,
+    sha256_digest,
+    tag_for,
+)
+
+RACE_ATTEMPTS = 12
+
+
+def bundle_bytes(envelope: dict[str, Any], hint: str) -> bytes:
+    """A key-signed Sigstore bundle v0.3 around a DSSE envelope (no tlog entries)."""
+    signatures = []
+    for sig in envelope.get("signatures") or []:
+        entry: dict[str, str] = {"sig": str(sig.get("sig", ""))}
+        if sig.get("keyid"):
+            entry["keyid"] = str(sig["keyid"])
+        signatures.append(entry)
+    doc = {
+        "mediaType": BUNDLE_TYPE,
+        "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+        "dsseEnvelope": {
+            "payload": envelope["payload"],
+            "payloadType": envelope["payloadType"],
+            "signatures": signatures,
+        },
+    }
+    return compact_json(doc)
+
+
+def referrer_manifest(
+    bundle: bytes, subject: Descriptor, predicate_type: str, created: str
+) -> bytes:
+    doc: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "artifactType": BUNDLE_TYPE,
+        "config": {"mediaType": EMPTY_TYPE, "digest": sha256_digest(EMPTY_JSON), "size": 2},
+        "layers": [
+            {"mediaType": BUNDLE_TYPE, "digest": sha256_digest(bundle), "size": len(bundle)}
+        ],
+        "subject": {
+            "mediaType": subject.media_type,
+            "digest": subject.digest,
+            "size": subject.size,
+        },
+        "annotations": {
+            BUNDLE_CONTENT_ANNOTATION: "dsse-envelope",
+            BUNDLE_PREDICATE_ANNOTATION: predicate_type,
+            CREATED_ANNOTATION: created,
+        },
+    }
+    return compact_json(doc)
+
+
+@dataclass(frozen=True)
+class ReferrerResult:
+    manifest_digest: str
+    status: str  # "pushed" or "present"
+    fallback_tag: str | None  # the tag-schema index maintained, if any
+
+
+def _index_bytes(manifests: list[dict[str, Any]]) -> bytes:
+    return compact_json({"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": manifests})
+
+
+def list_referrers(client: RegistryClient, repository: str, digest: str) -> list[Descriptor]:
+    """Referrers of ``digest``: the API when the registry has it, else the fallback tag."""
+    api = client.referrers(repository, digest)
+    if api is None:
+        index = client.get_manifest(repository, tag_for(digest))
+        api = list(index.json().get("manifests") or []) if index is not None else []
+    return [Descriptor.from_dict(d) for d in api]
+
+
+def _is_bundle(desc: Descriptor) -> bool:
+    return (desc.artifact_type or "").startswith(BUNDLE_TYPE_PREFIX)
+
+
+def push_referrer(
+    client: RegistryClient,
+    repository: str,
+    *,
+    subject: Descriptor,
+    bundle: bytes,
+    predicate_type: str,
+    created: str,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReferrerResult:
+    """Attach ``bundle`` to ``subject``; idempotent (a referrer with the same bundle is kept)."""
+    bundle_digest = sha256_digest(bundle)
+    for existing in list_referrers(client, repository, subject.digest):
+        if _is_bundle(existing) and _bundle_digest(client, repository, existing) == bundle_digest:
+            return ReferrerResult(existing.digest, "present", None)
+    client.put_blob(repository, EMPTY_JSON)
+    client.put_blob(repository, bundle)
+    data = referrer_manifest(bundle, subject, predicate_type, created)
+    digest = client.put_manifest(repository, sha256_digest(data), data, MANIFEST_TYPE)
+    if client.referrers(repository, subject.digest) is not None:
+        return ReferrerResult(digest, "pushed", None)
+    entry = Descriptor(
+        MANIFEST_TYPE,
+        digest,
+        len(data),
+        annotations=json.loads(data)["annotations"],
+        artifact_type=BUNDLE_TYPE,
+    ).to_dict()
+    tag = tag_for(subject.digest)
+    rand = rng or random.SystemRandom()
+    _add_to_fallback_index(client, repository, tag=tag, entry=entry, rand=rand, sleep=sleep)
+    return ReferrerResult(digest, "pushed", tag)
+
+
+def _bundle_digest(client: RegistryClient, repository: str, desc: Descriptor) -> str | None:
+    manifest = client.get_manifest(repository, desc.digest)
+    if manifest is None:
+        return None
+    layers = manifest.json().get("layers") or []
+    if len(layers) != 1:
+        return None
+    return str(layers[0].get("digest"))
+
+
+def _add_to_fallback_index(
+    client: RegistryClient,
+    repository: str,
+    *,
+    tag: str,
+    entry: dict[str, Any],
+    rand: random.Random,
+    sleep: Callable[[float], None],
+) -> None:
+    where = f"{client.host}/{repository}:{tag}"
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        started = time.monotonic()
+        current = client.get_manifest(repository, tag)
+        entries = _entries(current)
+        if any(e.get("digest") == entry["digest"] for e in entries):
+            return
+        client.put_manifest(repository, tag, _index_bytes([*entries, entry]), INDEX_TYPE)
+        window = time.monotonic() - started
+        sleep(min(1.0, max(0.05, 4 * window)) * rand.uniform(1.0, 1.5))
+        if any(
+            e.get("digest") == entry["digest"]
+            for e in _entries(client.get_manifest(repository, tag))
+        ):
+            return
+        sleep(rand.uniform(0.0, min(1.0, 0.05 * attempt)))
+    raise RegistryError(
+        f"{where}: concurrent writers overwrote the referrers index {RACE_ATTEMPTS} times; "
+        "retry the push (attest-step push --from DIR)"
+    )
+
+
+def _entries(index: Manifest | None) -> list[dict[str, Any]]:
+    if index is None:
+        return []
+    if index.media_type != INDEX_TYPE:
+        raise RegistryError(
+            f"tag {index.digest} is not an OCI index; it cannot hold the referrers fallback"
+        )
+    return list(index.json().get("manifests") or [])
+
+
+@dataclass(frozen=True)
+class FetchedBundle:
+    manifest_digest: str
+    predicate_type: str | None
+    bundle: dict[str, Any]
+
+
+def fetch_bundles(client: RegistryClient, repository: str, digest: str) -> list[FetchedBundle]:
+    """Every Sigstore bundle attached to ``digest`` (cosign's reader rules: one bundle layer)."""
+    out: list[FetchedBundle] = []
+    for desc in list_referrers(client, repository, digest):
+        if desc.artifact_type and not _is_bundle(desc):
+            continue
+        manifest = client.get_manifest(repository, desc.digest)
+        if manifest is None:
+            continue
+        doc = manifest.json()
+        layers = [
+            Descriptor.from_dict(layer)
+            for layer in doc.get("layers") or []
+            if str(layer.get("mediaType", "")).startswith(BUNDLE_TYPE_PREFIX)
+        ]
+        if len(layers) != 1:
+            continue
+        subject = doc.get("subject") or {}
+        if subject.get("digest") != digest:
+            continue
+        raw = client.get_blob(repository, layers[0].digest)
+        try:
+            bundle = json.loads(raw)
+        except ValueError:
+            continue
+        if not isinstance(bundle, dict):
+            continue
+        annotations = doc.get("annotations") or {}
+        out.append(
+            FetchedBundle(manifest.digest, annotations.get(BUNDLE_PREDICATE_ANNOTATION), bundle)
+        )
+    return out

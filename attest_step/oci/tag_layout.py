@@ -1,0 +1,161 @@
+"""cosign's tag layout: one manifest per image at ``sha256-<hex>.sig`` / ``.att``, one layer
+per signature or attestation, appended by read-modify-write.
+
+A registry has no compare-and-swap on tags, so two signers appending at once can lose a
+layer (last PUT wins). ``append_layer`` detects it: after its PUT it waits a settle time
+(several times its own GET->PUT window), re-reads the tag and checks its layer is there;
+if not it merges again and retries with jitter, a bounded number of times.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from attest_step.errors import RegistryError
+from attest_step.oci.registry import Manifest, RegistryClient
+from attest_step.oci.types import (
+    CONFIG_TYPE,
+    MANIFEST_TYPE,
+    SIGNATURE_ANNOTATION,
+    Descriptor,
+    compact_json,
+    sha256_digest,
+)
+
+SIG_SUFFIX = ".sig"
+ATT_SUFFIX = ".att"
+MAX_LAYERS = 1000  # cosign refuses manifests with more layers
+RACE_ATTEMPTS = 12
+_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One signature/attestation layer: the blob bytes and their descriptor annotations."""
+
+    data: bytes
+    media_type: str
+    annotations: dict[str, str]
+
+    def descriptor(self) -> Descriptor:
+        return Descriptor(
+            self.media_type, sha256_digest(self.data), len(self.data), self.annotations
+        )
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    manifest_digest: str
+    status: str  # "pushed" or "present"
+    attempts: int
+
+
+def config_blob(diff_ids: list[str]) -> bytes:
+    """go-containerregistry's empty image config after appending layers, as cosign writes."""
+    return compact_json(
+        {
+            "architecture": "",
+            "created": _ZERO_TIME,
+            "history": [{"created": _ZERO_TIME} for _ in diff_ids],
+            "os": "",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "config": {},
+        }
+    )
+
+
+def manifest_bytes(layers: list[Descriptor], config: bytes) -> bytes:
+    doc: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {
+            "mediaType": CONFIG_TYPE,
+            "size": len(config),
+            "digest": sha256_digest(config),
+        },
+        "layers": [
+            {
+                "mediaType": d.media_type,
+                "size": d.size,
+                "digest": d.digest,
+                **({"annotations": d.annotations} if d.annotations else {}),
+            }
+            for d in layers
+        ],
+    }
+    return compact_json(doc)
+
+
+def layers_of(manifest: Manifest | None) -> list[Descriptor]:
+    if manifest is None:
+        return []
+    doc = manifest.json()
+    return [Descriptor.from_dict(layer) for layer in doc.get("layers") or []]
+
+
+def _same(a: Descriptor, b: Descriptor) -> bool:
+    """Same blob and same signature: cosign's duplicate rule."""
+    return a.digest == b.digest and a.annotations.get(SIGNATURE_ANNOTATION) == b.annotations.get(
+        SIGNATURE_ANNOTATION
+    )
+
+
+def append_layer(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    layer: Layer,
+    *,
+    rng: random.Random | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> AppendResult:
+    """Add ``layer`` to the manifest at ``tag`` without dropping anyone else's layer."""
+    rand = rng or random.SystemRandom()
+    ours = layer.descriptor()
+    client.put_blob(repository, layer.data)
+    where = f"{client.host}/{repository}:{tag}"
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        started = time.monotonic()
+        current = client.get_manifest(repository, tag)
+        layers = layers_of(current)
+        if any(_same(d, ours) for d in layers):
+            assert current is not None
+            status = "present" if attempt == 1 else "pushed"
+            return AppendResult(current.digest, status, attempt)
+        if len(layers) >= MAX_LAYERS:
+            raise RegistryError(
+                f"{where}: already has {len(layers)} layers, the most cosign accepts; "
+                "remove old signatures before adding more"
+            )
+        merged = [*layers, ours]
+        config = config_blob([d.digest for d in merged])
+        client.put_blob(repository, config)
+        data = manifest_bytes(merged, config)
+        digest = client.put_manifest(repository, tag, data, MANIFEST_TYPE)
+        window = time.monotonic() - started
+        sleep(min(1.0, max(0.05, 4 * window)) * rand.uniform(1.0, 1.5))
+        check = client.get_manifest(repository, tag)
+        if any(_same(d, ours) for d in layers_of(check)):
+            assert check is not None
+            return AppendResult(check.digest if check else digest, "pushed", attempt)
+        # Someone overwrote the tag after our PUT: merge again after a random pause.
+        sleep(rand.uniform(0.0, min(1.0, 0.05 * attempt)))
+    raise RegistryError(
+        f"{where}: concurrent writers overwrote the tag {RACE_ATTEMPTS} times; "
+        "retry the push (attest-step push --from DIR)"
+    )
+
+
+def read_layers(
+    client: RegistryClient, repository: str, tag: str
+) -> list[tuple[Descriptor, bytes]]:
+    """Each layer at ``tag`` with its blob (empty list when the tag does not exist)."""
+    manifest = client.get_manifest(repository, tag)
+    out: list[tuple[Descriptor, bytes]] = []
+    for desc in layers_of(manifest):
+        out.append((desc, client.get_blob(repository, desc.digest)))
+    return out

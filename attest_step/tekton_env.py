@@ -1,0 +1,115 @@
+"""What a Tekton step can learn about its run from its environment.
+
+Tekton does not export run context to steps by itself; the catalog's StepAction maps
+``$(context.*)`` variables and params to the environment variables named here
+(docs/provenance.md has the table). Everything is read from a mapping passed in, never from
+``os.environ`` directly, so callers and tests decide what the environment is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+# Environment variable -> Tekton variable the StepAction sets it from.
+ENV_TASKRUN_UID = "TEKTON_TASKRUN_UID"  # $(context.taskRun.uid)
+ENV_TASKRUN_NAME = "TEKTON_TASKRUN_NAME"  # $(context.taskRun.name)
+ENV_TASKRUN_NAMESPACE = "TEKTON_TASKRUN_NAMESPACE"  # $(context.taskRun.namespace)
+ENV_TASK_NAME = "TEKTON_TASK_NAME"  # $(context.task.name)
+ENV_PIPELINERUN_NAME = "TEKTON_PIPELINERUN_NAME"  # $(context.pipelineRun.name)
+ENV_PIPELINERUN_UID = "TEKTON_PIPELINERUN_UID"  # $(context.pipelineRun.uid)
+ENV_PIPELINE_NAME = "TEKTON_PIPELINE_NAME"  # $(context.pipeline.name)
+ENV_GIT_URL = "CHAINS-GIT_URL"  # $(params.CHAINS-GIT_URL), Chains' type hint
+ENV_GIT_COMMIT = "CHAINS-GIT_COMMIT"  # $(params.CHAINS-GIT_COMMIT)
+ENV_IMAGE_URL = "IMAGE_URL"  # $(tasks.build.results.IMAGE_URL) or a step result
+ENV_IMAGE_DIGEST = "IMAGE_DIGEST"
+ENV_IMAGES = "IMAGES"
+ENV_PARAM_PREFIX = "ATTEST_PARAM_"  # ATTEST_PARAM_<name>=$(params.<name>)
+ENV_RESOLVED_DEPENDENCIES = "ATTEST_RESOLVED_DEPENDENCIES"  # URI@ALG:HEX, one per line
+ENV_BUILDER_ID = "ATTEST_BUILDER_ID"
+ENV_STARTED_ON = "ATTEST_STARTED_ON"
+
+TEKTON_RUN_DIR = Path("/tekton/run")
+"""Exists in every Tekton step container (the entrypoint's per-step state)."""
+
+
+@dataclass(frozen=True)
+class TektonContext:
+    """The run context the StepAction passed in; empty strings are treated as unset."""
+
+    taskrun_uid: str | None = None
+    taskrun_name: str | None = None
+    namespace: str | None = None
+    task_name: str | None = None
+    pipelinerun_name: str | None = None
+    pipelinerun_uid: str | None = None
+    pipeline_name: str | None = None
+    git_url: str | None = None
+    git_commit: str | None = None
+    image_url: str | None = None
+    image_digest: str | None = None
+    images: str | None = None
+    params: dict[str, str] = field(default_factory=dict)
+    resolved_dependencies: tuple[str, ...] = ()
+    builder_id: str | None = None
+    started_on: str | None = None
+
+
+def _get(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    if value is None or not value.strip():
+        return None
+    return value.strip()
+
+
+def read_context(env: Mapping[str, str]) -> TektonContext:
+    """Collect the run context from ``env`` (normally ``os.environ``)."""
+    params = {
+        name[len(ENV_PARAM_PREFIX) :]: value
+        for name, value in env.items()
+        if name.startswith(ENV_PARAM_PREFIX) and len(name) > len(ENV_PARAM_PREFIX)
+    }
+    deps_text = env.get(ENV_RESOLVED_DEPENDENCIES, "")
+    return TektonContext(
+        taskrun_uid=_get(env, ENV_TASKRUN_UID),
+        taskrun_name=_get(env, ENV_TASKRUN_NAME),
+        namespace=_get(env, ENV_TASKRUN_NAMESPACE),
+        task_name=_get(env, ENV_TASK_NAME),
+        pipelinerun_name=_get(env, ENV_PIPELINERUN_NAME),
+        pipelinerun_uid=_get(env, ENV_PIPELINERUN_UID),
+        pipeline_name=_get(env, ENV_PIPELINE_NAME),
+        git_url=_get(env, ENV_GIT_URL),
+        git_commit=_get(env, ENV_GIT_COMMIT),
+        image_url=_get(env, ENV_IMAGE_URL),
+        image_digest=_get(env, ENV_IMAGE_DIGEST),
+        images=_get(env, ENV_IMAGES),
+        params=dict(sorted(params.items())),
+        resolved_dependencies=tuple(deps_text.split()),
+        builder_id=_get(env, ENV_BUILDER_ID),
+        started_on=_get(env, ENV_STARTED_ON),
+    )
+
+
+def container_start_time(proc: Path = Path("/proc")) -> datetime | None:
+    """When PID 1 of this container started, from ``/proc/1/stat`` and the boot time.
+
+    Tekton starts every step container of the pod at once and makes each wait for the step
+    before it, so in a step container this is when the TaskRun's pod began running its steps.
+    Returns None when /proc cannot be read.
+    """
+    try:
+        stat = (proc / "1" / "stat").read_text(encoding="ascii")
+        boot = next(
+            int(line.split()[1])
+            for line in (proc / "stat").read_text(encoding="ascii").splitlines()
+            if line.startswith("btime ")
+        )
+        # Field 22 (starttime, clock ticks since boot) counts from after the ")" of comm.
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])
+        hertz = os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration, UnicodeDecodeError):
+        return None
+    return datetime.fromtimestamp(boot + ticks / hertz, tz=UTC).replace(microsecond=0)

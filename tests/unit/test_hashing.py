@@ -1,0 +1,276 @@
+"""hash_paths and the engine: digests, naming across roots, change detection, parallel paths."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from attest_step.errors import AttestStepError, UsageError
+from attest_step.hashing import hash_paths
+from attest_step.hashing.cpus import _cgroup_quota, usable_cpus
+from attest_step.hashing.engine import hash_entries
+from attest_step.hashing.file import sha256_file
+from attest_step.model import Subject
+from attest_step.walk import Entry, Excludes, FileStat, Kind, walk_tree
+
+
+def sha(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def write(path: Path, data: bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def as_pairs(subjects: list[Subject]) -> list[tuple[str, str]]:
+    return [(s.name, s.digest["sha256"]) for s in subjects]
+
+
+@settings(max_examples=30, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.binary(max_size=3 << 20))
+def test_file_digest_equals_hashlib(tmp_path: Path, data: bytes) -> None:
+    path = write(tmp_path / "f.bin", data)
+    assert as_pairs(hash_paths([path])) == [("f.bin", sha(data))]
+
+
+def test_file_argument_is_named_by_base_name(tmp_path: Path) -> None:
+    path = write(tmp_path / "deep" / "dir" / "app.tar", b"x")
+    assert as_pairs(hash_paths([path])) == [("app.tar", sha(b"x"))]
+
+
+def test_directory_files_named_relative_and_sorted(tmp_path: Path) -> None:
+    write(tmp_path / "out" / "b", b"b")
+    write(tmp_path / "out" / "a" / "c", b"c")
+    write(tmp_path / "other.txt", b"o")
+    got = as_pairs(hash_paths([tmp_path / "other.txt", tmp_path / "out"]))
+    assert got == [("a/c", sha(b"c")), ("b", sha(b"b")), ("other.txt", sha(b"o"))]
+
+
+def test_same_name_from_two_roots_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "one" / "x", b"1")
+    write(tmp_path / "two" / "x", b"2")
+    with pytest.raises(AttestStepError, match=r"two: yields the subject name 'x'.*one"):
+        hash_paths([tmp_path / "one", tmp_path / "two"])
+
+
+def test_same_path_twice_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "f", b"1")
+    with pytest.raises(AttestStepError, match="yields the subject name 'f'"):
+        hash_paths([path, path])
+
+
+def test_excludes_apply_below_directories(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "keep", b"k")
+    write(tmp_path / "d" / "x.log", b"l")
+    assert [n for n, _ in as_pairs(hash_paths([tmp_path / "d"], excludes=["*.log"]))] == ["keep"]
+
+
+def test_empty_directory_is_an_error(tmp_path: Path) -> None:
+    (tmp_path / "d").mkdir()
+    with pytest.raises(AttestStepError, match="no files to hash"):
+        hash_paths([tmp_path / "d"])
+
+
+def test_missing_path_is_an_error_naming_it(tmp_path: Path) -> None:
+    with pytest.raises(AttestStepError, match="nope: cannot hash it"):
+        hash_paths([tmp_path / "nope"])
+
+
+def test_no_paths_is_a_usage_error() -> None:
+    with pytest.raises(UsageError):
+        hash_paths([])
+
+
+def test_fifo_argument_is_refused(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "p")
+    with pytest.raises(AttestStepError, match="not a regular file or directory"):
+        hash_paths([tmp_path / "p"])
+
+
+def test_root_argument_that_is_a_link_is_followed_once(tmp_path: Path) -> None:
+    write(tmp_path / "real" / "f", b"f")
+    (tmp_path / "alias").symlink_to("real")
+    assert as_pairs(hash_paths([tmp_path / "alias"])) == [("f", sha(b"f"))]
+
+
+def test_output_is_deterministic(tmp_path: Path) -> None:
+    for n in range(50):
+        write(tmp_path / "d" / f"{n % 7}" / f"f{n}", bytes([n]) * n)
+    assert hash_paths([tmp_path / "d"]) == hash_paths([tmp_path / "d"])
+
+
+def entries_of(root: Path) -> list[Entry]:
+    return walk_tree(os.fsencode(root), Excludes(()))
+
+
+def test_engine_fork_and_threads_agree_with_sequential(tmp_path: Path) -> None:
+    expected = {}
+    for n in range(40):
+        data = os.urandom(n * 997)
+        write(tmp_path / f"s{n:02}", data)
+        expected[f"s{n:02}"] = sha(data)
+    for n in range(3):
+        data = os.urandom(300_000 + n)
+        write(tmp_path / f"l{n}", data)
+        expected[f"l{n}"] = sha(data)
+    entries = entries_of(tmp_path)
+    parallel = hash_entries(entries, workers=2, large_file=200_000, fork_min_files=4)
+    sequential = hash_entries(entries, workers=1)
+    assert parallel == sequential == [expected[e.name] for e in entries]
+
+
+def test_engine_reports_error_from_forked_worker(tmp_path: Path) -> None:
+    for n in range(20):
+        write(tmp_path / f"f{n:02}", b"x")
+    entries = entries_of(tmp_path)
+    (tmp_path / "f13").write_bytes(b"changed!")  # odd index: hashed by the child
+    with pytest.raises(AttestStepError, match="f13: the file changed"):
+        hash_entries(entries, workers=2, large_file=1 << 30, fork_min_files=2)
+
+
+def test_engine_reports_error_from_thread(tmp_path: Path) -> None:
+    for n in range(4):
+        write(tmp_path / f"f{n}", b"y" * 5000)
+    entries = entries_of(tmp_path)
+    (tmp_path / "f2").write_bytes(b"z" * 4000)
+    with pytest.raises(AttestStepError, match="f2: the file changed"):
+        hash_entries(entries, workers=2, large_file=1000, fork_min_files=1 << 30)
+
+
+def test_link_entries_hash_their_target_text(tmp_path: Path) -> None:
+    (tmp_path / "l").symlink_to("some/where")
+    entries = walk_tree(os.fsencode(tmp_path), Excludes(()), keep_links=True)
+    assert hash_entries(entries) == [sha(b"some/where")]
+
+
+def stat_of(path: Path) -> FileStat:
+    return FileStat.of(os.lstat(path))
+
+
+def test_change_between_walk_and_hash_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "f", b"a" * 100)
+    before = stat_of(path)
+    path.write_bytes(b"b" * 100)  # same size; ctime (and mtime) move
+    with pytest.raises(AttestStepError, match="changed while it was being hashed"):
+        sha256_file(os.fsencode(path), before, bytearray(64))
+
+
+def test_growth_during_hashing_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = write(tmp_path / "f", b"a" * 1000)
+    expected = stat_of(path)
+    original = os.readv
+    calls: list[int] = []
+
+    def readv_then_append(fd: int, buffers: list[memoryview]) -> int:
+        calls.append(1)
+        if len(calls) == 3:  # a writer appends after a few reads
+            with open(path, "ab") as handle:
+                handle.write(b"more")
+        return original(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", readv_then_append)
+    with pytest.raises(AttestStepError, match="changed while"):
+        sha256_file(os.fsencode(path), expected, bytearray(100))
+
+
+def test_rewrite_in_place_during_hashing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "f", b"a" * 1000)
+    expected = stat_of(path)
+    original = os.readv
+
+    def readv_then_rewrite(fd: int, buffers: list[memoryview]) -> int:
+        with open(path, "r+b") as handle:  # same size, new bytes
+            handle.write(b"b")
+        os.utime(path, ns=(expected.mtime_ns, expected.mtime_ns))  # even with mtime put back
+        return original(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", readv_then_rewrite)
+    with pytest.raises(AttestStepError, match="changed while"):
+        sha256_file(os.fsencode(path), expected, bytearray(100))
+
+
+def test_truncation_during_hashing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write(tmp_path / "f", b"a" * 1000)
+    expected = stat_of(path)
+    original = os.readv
+
+    def readv_then_truncate(fd: int, buffers: list[memoryview]) -> int:
+        os.truncate(path, 10)
+        return original(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", readv_then_truncate)
+    with pytest.raises(AttestStepError, match="changed while"):
+        sha256_file(os.fsencode(path), expected, bytearray(100))
+
+
+def test_link_swapped_in_is_not_followed(tmp_path: Path) -> None:
+    path = write(tmp_path / "f", b"a")
+    expected = stat_of(path)
+    path.unlink()
+    path.symlink_to("/etc/hostname")
+    with pytest.raises(AttestStepError, match="cannot open for hashing"):
+        sha256_file(os.fsencode(path), expected, bytearray(64))
+
+
+def test_fifo_swapped_in_does_not_block(tmp_path: Path) -> None:
+    path = write(tmp_path / "f", b"a")
+    expected = stat_of(path)
+    path.unlink()
+    os.mkfifo(path)
+    with pytest.raises(AttestStepError, match="changed"):
+        sha256_file(os.fsencode(path), expected, bytearray(64))
+
+
+def test_hashing_from_a_thread_does_not_fork(tmp_path: Path) -> None:
+    for n in range(10):
+        write(tmp_path / f"f{n}", bytes([n]))
+    entries = entries_of(tmp_path)
+    out: list[list[str]] = []
+    thread = threading.Thread(
+        target=lambda: out.append(hash_entries(entries, workers=2, fork_min_files=1))
+    )
+    thread.start()
+    thread.join()
+    assert out == [[sha(bytes([int(e.name[1:])])) for e in entries]]
+
+
+def test_unreadable_file_is_an_error(tmp_path: Path) -> None:
+    path = write(tmp_path / "f", b"a")
+    entry = Entry(b"f", "f", os.fsencode(path), Kind.FILE, stat_of(path))
+    path.unlink()
+    with pytest.raises(AttestStepError, match="cannot open for hashing"):
+        hash_entries([entry], workers=1)
+
+
+@pytest.mark.parametrize(
+    ("files", "expected"),
+    [
+        ({"cpu.max": "max 100000\n"}, None),
+        ({"cpu.max": "150000 100000\n"}, 1.5),
+        ({"cpu/cpu.cfs_quota_us": "-1\n", "cpu/cpu.cfs_period_us": "100000\n"}, None),
+        ({"cpu/cpu.cfs_quota_us": "50000\n", "cpu/cpu.cfs_period_us": "100000\n"}, 0.5),
+        ({}, None),
+    ],
+)
+def test_cgroup_quota(tmp_path: Path, files: dict[str, str], expected: float | None) -> None:
+    for rel, text in files.items():
+        write(tmp_path / rel, text.encode())
+    assert _cgroup_quota(tmp_path) == expected
+
+
+def test_usable_cpus_respects_quota(tmp_path: Path) -> None:
+    write(tmp_path / "cpu.max", b"50000 100000\n")
+    assert usable_cpus(tmp_path) == 1
+    assert usable_cpus(tmp_path / "none") == len(os.sched_getaffinity(0))
