@@ -20,28 +20,30 @@ import hashlib
 import stat
 from collections.abc import Sequence
 
-from attest_step.walk import Entry, Kind
+from attest_step.hashing.file import Hashed
+from attest_step.walk import Entry
 
 HEADER = b"attest-step dir-digest v1\n"
 FORMAT_ANNOTATION = ("digestFormat", "attest-step-dir-digest-v1")
 """Annotation added to directory subjects so a verifier knows how to recompute them."""
 
 
-def entry_mode(entry: Entry) -> bytes:
-    if entry.kind is Kind.LINK:
+def mode_field(mode: int) -> bytes:
+    """The MODE column for an ``st_mode``."""
+    if stat.S_ISLNK(mode):
         return b"120000"
-    return b"100755" if entry.stat.mode & stat.S_IXUSR else b"100644"
+    return b"100755" if mode & stat.S_IXUSR else b"100644"
 
 
-def listing(entries: Sequence[Entry], hexes: Sequence[str]) -> bytes:
-    """The canonical listing of ``entries`` with their hex digests (same order)."""
-    rows = sorted(zip(entries, hexes, strict=True), key=lambda row: row[0].rel)
+def listing(entries: Sequence[Entry], hashed: Sequence[Hashed]) -> bytes:
+    """The canonical listing of ``entries`` with their digests and modes (same order)."""
+    rows = sorted(zip(entries, hashed, strict=True), key=lambda row: row[0].rel)
     parts = [HEADER]
-    for entry, hexdigest in rows:
-        parts.append(b"%s %s %s\0" % (entry_mode(entry), hexdigest.encode("ascii"), entry.rel))
+    for entry, item in rows:
+        parts.append(b"%s %s %s\0" % (mode_field(item.mode), item.hex.encode("ascii"), entry.rel))
     return b"".join(parts)
 
 
-def dir_digest(entries: Sequence[Entry], hexes: Sequence[str]) -> str:
+def dir_digest(entries: Sequence[Entry], hashed: Sequence[Hashed]) -> str:
     """Hex SHA-256 of :func:`listing`."""
-    return hashlib.sha256(listing(entries, hexes)).hexdigest()
+    return hashlib.sha256(listing(entries, hashed)).hexdigest()

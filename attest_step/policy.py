@@ -145,19 +145,21 @@ def _isolation_records(statement: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def _hermetic_violations(statement: Mapping[str, Any], policy: Mapping[str, Any]) -> list[str]:
-    records = _isolation_records(statement)
+    records = [
+        item
+        for item in _isolation_records(statement)
+        if _section(item, "annotations").get("role") != "attest"
+    ]
     required_steps = list(policy.get("hermeticSteps") or [])
     wants = policy.get("requireHermetic") or policy.get("requireObservedIsolation")
     if not wants and not required_steps:
         return []
     if not records:
-        return ["requireHermetic: the provenance has no network-isolation record"]
+        return ["requireHermetic: the provenance has no network-isolation record of a build step"]
     out: list[str] = []
     seen: dict[str, bool] = {}
     for item in records:
         annotations = _section(item, "annotations")
-        if annotations.get("role") == "attest":
-            continue
         step = str(annotations.get("step") or str(item.get("name", "?")).rsplit("/", 1)[-1])
         content = decode_content(item)
         if content is None or content.get("hermetic") is not annotations.get("hermetic"):

@@ -19,8 +19,8 @@ import os
 import re
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from attest_step.errors import AttestStepError, UsageError
 
@@ -30,8 +30,7 @@ class Kind(Enum):
     LINK = "link"
 
 
-@dataclass(frozen=True)
-class FileStat:
+class FileStat(NamedTuple):
     """The fields of a stat result that identify a file's content at one moment."""
 
     dev: int
@@ -46,9 +45,12 @@ class FileStat:
         return cls(st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_mode)
 
 
-@dataclass(frozen=True)
-class Entry:
-    """One thing to hash: a regular file (maybe reached through an in-root link) or a link."""
+class Entry(NamedTuple):
+    """One thing to hash: a regular file (maybe reached through an in-root link) or a link.
+
+    The walk reads only directory listings (file types come from ``d_type``); each file is
+    ``lstat``-ed right before it is opened, by whichever worker hashes it.
+    """
 
     rel: bytes
     """Path relative to the root, raw bytes, ``/``-separated."""
@@ -57,8 +59,6 @@ class Entry:
     path: bytes
     """Absolute path of the regular file to open (the link target for followed links)."""
     kind: Kind
-    stat: FileStat
-    """lstat of ``path`` taken during the walk (of the link itself for ``Kind.LINK``)."""
     link_target: bytes = b""
     """For ``Kind.LINK``: the link's text, as readlink returns it."""
 
@@ -196,7 +196,7 @@ def _inside(root: bytes, path: bytes) -> bool:
     return path == root or path.startswith(root.rstrip(b"/") + b"/")
 
 
-def _resolve_link(root: bytes, link: bytes) -> tuple[bytes, os.stat_result]:
+def _resolve_link(root: bytes, link: bytes) -> tuple[bytes, int]:
     """Resolve an in-root link; raise naming it when it escapes, dangles or loops."""
     try:
         target = os.path.realpath(link, strict=True)
@@ -211,7 +211,7 @@ def _resolve_link(root: bytes, link: bytes) -> tuple[bytes, os.stat_result]:
             f"(to {shown(target)}); links are never followed out of the root, "
             "leave it out with --exclude or copy the file in"
         )
-    return target, os.lstat(target)
+    return target, os.lstat(target).st_mode
 
 
 def _reason(err: BaseException) -> str:
@@ -228,10 +228,13 @@ def walk_tree(root: bytes, excludes: Excludes, *, keep_links: bool = False) -> l
     digest): every link is an entry of kind LINK and is never followed.
     """
     entries: list[Entry] = []
+    append = entries.append
+    file_kind = Kind.FILE
     stack: list[bytes] = [b""]
     while stack:
         rel_dir = stack.pop()
-        abs_dir = os.path.join(root, rel_dir) if rel_dir else root
+        abs_dir = root + b"/" + rel_dir if rel_dir else root
+        prefix = rel_dir + b"/" if rel_dir else b""
         try:
             with os.scandir(abs_dir) as iterator:
                 children = list(iterator)
@@ -242,36 +245,35 @@ def walk_tree(root: bytes, excludes: Excludes, *, keep_links: bool = False) -> l
         subdirs: list[bytes] = []
         for child in children:
             raw = child.name
-            rel = rel_dir + b"/" + raw if rel_dir else raw
-            name = encode_name(rel)
+            rel = prefix + raw
+            try:
+                name = rel.decode("utf-8")
+            except UnicodeDecodeError:
+                name = encode_name(rel)
             if excludes and excludes.excluded(name, encode_name(raw)):
                 continue
             try:
-                st = child.stat(follow_symlinks=False)
+                if child.is_file(follow_symlinks=False):
+                    append(Entry(rel, name, child.path, file_kind))
+                elif child.is_dir(follow_symlinks=False):
+                    subdirs.append(rel)
+                elif child.is_symlink():
+                    if keep_links:
+                        target_text = os.readlink(child.path)
+                        append(Entry(rel, name, child.path, Kind.LINK, target_text))
+                        continue
+                    target, mode = _resolve_link(root, child.path)
+                    if stat.S_ISDIR(mode):
+                        continue
+                    if not stat.S_ISREG(mode):
+                        raise _special_error(target, mode)
+                    append(Entry(rel, name, target, file_kind))
+                else:
+                    raise _special_error(child.path, child.stat(follow_symlinks=False).st_mode)
             except OSError as err:
                 raise AttestStepError(
-                    f"{shown(child.path)}: cannot stat ({_reason(err)})"
+                    f"{shown(child.path)}: cannot inspect ({_reason(err)})"
                 ) from None
-            mode = st.st_mode
-            if stat.S_ISDIR(mode):
-                subdirs.append(rel)
-            elif stat.S_ISREG(mode):
-                entries.append(Entry(rel, name, child.path, Kind.FILE, FileStat.of(st)))
-            elif stat.S_ISLNK(mode):
-                if keep_links:
-                    target_text = os.readlink(child.path)
-                    entries.append(
-                        Entry(rel, name, child.path, Kind.LINK, FileStat.of(st), target_text)
-                    )
-                    continue
-                target, tst = _resolve_link(root, child.path)
-                if stat.S_ISDIR(tst.st_mode):
-                    continue
-                if not stat.S_ISREG(tst.st_mode):
-                    raise _special_error(target, tst.st_mode)
-                entries.append(Entry(rel, name, target, Kind.FILE, FileStat.of(tst)))
-            else:
-                raise _special_error(child.path, mode)
         stack.extend(sorted(subdirs, reverse=True))
-    entries.sort(key=lambda e: e.rel)
+    entries.sort()
     return entries

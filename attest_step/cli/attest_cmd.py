@@ -33,6 +33,7 @@ from attest_step.provenance import (
     parse_param,
     parse_time,
     serialize_statement,
+    subject_list,
 )
 from attest_step.tekton_env import (
     ENV_STARTED_ON,
@@ -48,25 +49,20 @@ ARTIFACT_OUTPUTS_RESULT = "ATTESTATION_ARTIFACT_OUTPUTS"
 _PATH = click.Path(path_type=Path)
 
 
-def _subjects(
-    ctx: TektonContext,
-    subject_paths: Sequence[Path],
-    images: Sequence[str],
-    excludes: Sequence[str],
-    dir_digest: bool,
-) -> tuple[list[Subject], list[ImageRef]]:
+def _image_refs(ctx: TektonContext, images: Sequence[str]) -> list[ImageRef]:
     from attest_step.subjects import image_refs  # noqa: PLC0415 - lazy, per verb
 
-    subjects: list[Subject] = []
-    if subject_paths:
-        from attest_step.hashing import hash_paths  # noqa: PLC0415
+    return image_refs(images, ctx.image_url, ctx.image_digest, ctx.images)
 
-        subjects.extend(hash_paths(subject_paths, excludes=excludes, dir_digest=dir_digest))
-    elif excludes or dir_digest:
-        raise UsageError("--exclude and --dir-digest apply to --subject-path; give a path")
-    refs = image_refs(images, ctx.image_url, ctx.image_digest, ctx.images)
-    subjects.extend(Subject(ref.name, {"sha256": ref.hex}) for ref in refs)
-    return subjects, refs
+
+def _hashed_subjects(
+    subject_paths: Sequence[Path], excludes: Sequence[str], dir_digest: bool
+) -> list[Subject]:
+    if not subject_paths:
+        return []
+    from attest_step.hashing import hash_paths  # noqa: PLC0415
+
+    return hash_paths(subject_paths, excludes=excludes, dir_digest=dir_digest)
 
 
 def _dependencies(
@@ -286,18 +282,38 @@ def attest_command(
     IMAGE_DIGEST and IMAGES environment variables (digests as reported by the build).
     Flags win over the environment; docs/provenance.md lists every variable.
     """
-    from attest_step.keys.load import load_signer  # noqa: PLC0415
-
     ctx = read_context(os.environ)
-    signer = load_signer(key)
     result_paths = [p for p in (artifact_outputs_result,) if p is not None]
     if results_dir is not None:
         result_paths.append(results_dir / ARTIFACT_OUTPUTS_RESULT)
 
-    subjects, refs = _subjects(ctx, subject_paths, images, excludes, dir_digest)
+    # Cheap checks of every input first, so a usage error never waits for hashing or a key.
+    refs = _image_refs(ctx, images)
+    if not subject_paths:
+        if excludes or dir_digest:
+            raise UsageError("--exclude and --dir-digest apply to --subject-path; give a path")
+        if not refs:
+            subject_list([])
+    if result_paths and output_file is None and (not refs or no_upload):
+        raise UsageError(
+            f"the {ARTIFACT_OUTPUTS_RESULT} result needs a stored attestation; "
+            "give --output-file or upload it with --image"
+        )
     file_params = load_params_file(params_file) if params_file is not None else {}
     merged = merge_params(ctx.params, file_params, [parse_param(p) for p in params])
     deps = _dependencies(ctx, git_url, git_commit, dependencies)
+    checked_builder_id = check_builder_id(
+        builder_id or ctx.builder_id or DEFAULT_BUILDER_ID,
+        what="--builder-id" if builder_id else "ATTEST_BUILDER_ID",
+    )
+    started = _started_on(started_on, ctx)
+    finished = parse_time(finished_on, what="--finished-on") if finished_on else None
+
+    from attest_step.keys.load import load_signer  # noqa: PLC0415
+
+    signer = load_signer(key)
+    subjects = _hashed_subjects(subject_paths, excludes, dir_digest)
+    subjects.extend(Subject(ref.name, {"sha256": ref.hex}) for ref in refs)
     byproducts: list[dict[str, Any]] = []
     if network_evidence or declared_hermetic or observe_self_as:
         from attest_step.hermetic.record import isolation_byproducts  # noqa: PLC0415
@@ -305,17 +321,13 @@ def attest_command(
         byproducts = isolation_byproducts(
             network_evidence, declared_hermetic, observe_self_as=observe_self_as
         )
-    finished = parse_time(finished_on, what="--finished-on") if finished_on else datetime.now(UTC)
     hashing: dict[str, Any] = {}
     if subject_paths:
         hashing = {"dirDigest": dir_digest, "excludes": list(excludes)}
     inputs = ProvenanceInputs(
         subjects=subjects,
-        finished_on=finished,
-        builder_id=check_builder_id(
-            builder_id or ctx.builder_id or DEFAULT_BUILDER_ID,
-            what="--builder-id" if builder_id else "ATTEST_BUILDER_ID",
-        ),
+        finished_on=finished or datetime.now(UTC),
+        builder_id=checked_builder_id,
         params=merged,
         run=RunContext(
             taskrun_name=ctx.taskrun_name,
@@ -328,7 +340,7 @@ def attest_command(
         ),
         resolved_dependencies=deps,
         byproducts=byproducts,
-        started_on=_started_on(started_on, ctx),
+        started_on=started,
         invocation_id=invocation_id,
         hashing=hashing,
     )

@@ -24,7 +24,7 @@ from attest_step.dirdigest import dir_digest as tree_digest
 from attest_step.errors import AttestStepError, UsageError
 from attest_step.hashing.engine import hash_entries
 from attest_step.model import Subject
-from attest_step.walk import Entry, Excludes, FileStat, Kind, encode_name, shown, walk_tree
+from attest_step.walk import Entry, Excludes, Kind, encode_name, shown, walk_tree
 
 __all__ = ["hash_paths"]
 
@@ -66,7 +66,7 @@ def _plan_root(given: bytes, excludes: Excludes, dir_digest_mode: bool) -> _Root
         return _Root(given, entries, None)
     if stat.S_ISREG(st.st_mode):
         rel = _base_name(given)
-        entry = Entry(rel, encode_name(rel), real, Kind.FILE, FileStat.of(os.lstat(real)))
+        entry = Entry(rel, encode_name(rel), real, Kind.FILE)
         return _Root(given, [entry], None)
     raise AttestStepError(
         f"{shown(given)}: is not a regular file or directory (a FIFO, socket or device); "
@@ -83,7 +83,7 @@ def hash_paths(
     matcher = Excludes(excludes)
     roots = [_plan_root(os.fsencode(path), matcher, dir_digest) for path in paths]
     every = [entry for root in roots for entry in root.entries]
-    hexes = hash_entries(every)
+    hashed = hash_entries(every)
 
     subjects: dict[str, tuple[Subject, bytes]] = {}
 
@@ -100,12 +100,12 @@ def hash_paths(
     position = 0
     for root in roots:
         count = len(root.entries)
-        root_hexes = hexes[position : position + count]
+        root_hashed = hashed[position : position + count]
         position += count
         if root.tree_name is not None:
-            digest = tree_digest(root.entries, root_hexes)
+            digest = tree_digest(root.entries, root_hashed)
             add(Subject(root.tree_name, {"sha256": digest}, dict([FORMAT_ANNOTATION])), root.given)
             continue
-        for entry, hexdigest in zip(root.entries, root_hexes, strict=True):
-            add(Subject(entry.name, {"sha256": hexdigest}), root.given)
+        for entry, item in zip(root.entries, root_hashed, strict=True):
+            add(Subject(entry.name, {"sha256": item.hex}), root.given)
     return [subjects[name][0] for name in sorted(subjects)]

@@ -2,14 +2,16 @@
 
 Design (measurements in docs/hashing.md):
 
-* Large files (``>= LARGE_FILE``) go to one thread per usable CPU, largest first. Each thread
-  owns one reusable 1 MiB buffer; ``hashlib`` releases the GIL for each 1 MiB update, so the
-  threads hash in parallel. One file is always hashed by one thread (SHA-256 is sequential).
-* Small files cost more in Python per-file overhead (held under the GIL) than in hashing, so
-  threads do not help them. When there are many (``>= FORK_MIN_FILES``), the process forks
-  ``cpus - 1`` children *before* any thread starts; child ``k`` hashes every ``cpus``-th small
-  file and sends the 64-character hex digests back through a pipe, while the parent hashes its
-  own share. Fewer small files are hashed in the calling thread.
+* Few files (``< FORK_MIN_FILES``): they are ``lstat``-ed up front. Files of at least
+  ``LARGE_FILE`` bytes go to one thread per usable CPU, largest first; each thread owns one
+  reusable 1 MiB buffer and ``hashlib`` releases the GIL for each 1 MiB update, so the
+  threads hash in parallel (one file is always hashed by one thread: SHA-256 is sequential).
+  Smaller files are hashed in the calling thread.
+* Many files: per-file Python work under the GIL costs more than hashing, so threads do not
+  help. The process forks ``cpus - 1`` children (only while it has a single thread) and every
+  process, the parent included, pulls batches of files from a shared pipe of 4-byte tickets
+  (reads of 4 bytes from a pipe are atomic), so big and small files balance dynamically.
+  Children send back 32-byte digests and 4-byte modes through their own pipe.
 """
 
 from __future__ import annotations
@@ -17,21 +19,27 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import stat
+import struct
 import threading
 from collections.abc import Callable, Sequence
 
 from attest_step.errors import AttestStepError
 from attest_step.hashing.cpus import usable_cpus
-from attest_step.hashing.file import BUFFER_SIZE, sha256_file
-from attest_step.walk import Entry, Kind
+from attest_step.hashing.file import BUFFER_SIZE, Hashed, lstat_file, sha256_file
+from attest_step.walk import Entry, FileStat, Kind
 
 LARGE_FILE = 4 << 20
-"""Files at least this big are hashed by the thread pool."""
-FORK_MIN_FILES = 1500
-"""At least this many small files make forking worth its few milliseconds."""
+"""In the few-files path, files at least this big are hashed by the thread pool."""
+FORK_MIN_FILES = 1000
+"""At least this many files make forking worth its few milliseconds."""
+BATCHES_PER_WORKER = 16
 
+_TICKET = struct.Struct("<I")
+_RECORD = struct.Struct("<32sI")
 _OK = b"O"
 _ERR = b"E"
+_LINK_MODE = stat.S_IFLNK | 0o777
 
 
 def hash_entries(
@@ -40,114 +48,163 @@ def hash_entries(
     workers: int | None = None,
     large_file: int = LARGE_FILE,
     fork_min_files: int = FORK_MIN_FILES,
-) -> list[str]:
-    """Hex SHA-256 of each entry, in the order given.
-
-    ``workers`` defaults to the usable CPUs; the thresholds are parameters for tests and the
-    benchmark.
+) -> list[Hashed]:
+    """Hex SHA-256 and mode of each entry, in the order given.
 
     A file entry is hashed by content; a link entry (directory digests only) by the bytes of
     its target text. Raises AttestStepError for the first problem found in entry order.
+    ``workers`` defaults to the usable CPUs; the thresholds are parameters for tests and the
+    benchmark.
     """
     cpus = usable_cpus() if workers is None else max(1, workers)
-    results: list[str] = [""] * len(entries)
-    large: list[int] = []
-    small: list[int] = []
+    results: list[Hashed | None] = [None] * len(entries)
+    files: list[int] = []
     for index, entry in enumerate(entries):
         if entry.kind is Kind.LINK:
-            results[index] = hashlib.sha256(entry.link_target).hexdigest()
-        elif entry.stat.size >= large_file and cpus > 1:
-            large.append(index)
+            results[index] = Hashed(hashlib.sha256(entry.link_target).hexdigest(), _LINK_MODE)
         else:
-            small.append(index)
+            files.append(index)
 
-    children: list[tuple[int, int, list[int]]] = []
+    errors: dict[int, AttestStepError] = {}
     # Forking is safe only while this process has a single thread.
     if (
         cpus > 1
-        and len(small) >= fork_min_files
+        and len(files) >= fork_min_files
         and hasattr(os, "fork")
         and threading.active_count() == 1
     ):
-        shares = [small[k::cpus] for k in range(cpus)]
-        small = shares[0]
-        for share in shares[1:]:
-            children.append((*_fork_worker(entries, share), share))
-
-    errors: dict[int, AttestStepError] = {}
-    threads = _start_threads(entries, large, results, errors, min(cpus, len(large)))
-    try:
-        _hash_sequential(entries, small, results, errors, stop=lambda: bool(errors))
-    finally:
-        for pid, fd, share in children:
-            _collect_child(pid, fd, share, results, errors)
-        for thread in threads:
-            thread.join()
+        _hash_forked(entries, files, results, errors, cpus)
+    else:
+        _hash_threaded(entries, files, results, errors, cpus=cpus, large_file=large_file)
     if errors:
         raise errors[min(errors)]
-    return results
+    done = [r for r in results if r is not None]
+    if len(done) != len(entries):  # pragma: no cover - a bug, not a user error
+        raise RuntimeError("hashing finished with missing results")
+    return done
 
 
-def _hash_sequential(
+# ---- few files: threads for the large ones ----
+
+
+def _hash_threaded(
     entries: Sequence[Entry],
-    indices: Sequence[int],
-    results: list[str],
+    files: list[int],
+    results: list[Hashed | None],
     errors: dict[int, AttestStepError],
-    stop: Callable[[], bool],
+    *,
+    cpus: int,
+    large_file: int,
 ) -> None:
-    buffer = bytearray(BUFFER_SIZE)
-    for index in indices:
-        if stop():
-            return
-        entry = entries[index]
+    stats: dict[int, FileStat] = {}
+    large: list[int] = []
+    small: list[int] = []
+    for index in files:
         try:
-            results[index] = sha256_file(entry.path, entry.stat, buffer)
+            stats[index] = lstat_file(entries[index].path)
         except AttestStepError as err:
             errors[index] = err
             return
-
-
-def _start_threads(
-    entries: Sequence[Entry],
-    indices: list[int],
-    results: list[str],
-    errors: dict[int, AttestStepError],
-    count: int,
-) -> list[threading.Thread]:
-    if count == 0:
-        return []
-    order = sorted(indices, key=lambda i: entries[i].stat.size, reverse=True)
+        (large if stats[index].size >= large_file and cpus > 1 else small).append(index)
+    large.sort(key=lambda i: stats[i].size, reverse=True)
     lock = threading.Lock()
-    position = [0]
+    queue = iter(large)
 
-    def next_index() -> int | None:
+    def next_large() -> int | None:
         with lock:
-            if errors or position[0] >= len(order):
-                return None
-            position[0] += 1
-            return order[position[0] - 1]
+            return None if errors else next(queue, None)
 
-    def run() -> None:
+    def run(take: Callable[[], int | None]) -> None:
         buffer = bytearray(BUFFER_SIZE)
-        while (index := next_index()) is not None:
-            entry = entries[index]
+        while (index := take()) is not None:
             try:
-                results[index] = sha256_file(entry.path, entry.stat, buffer)
+                results[index] = sha256_file(entries[index].path, buffer, stats[index])
             except AttestStepError as err:
                 with lock:
                     errors[index] = err
 
     threads = [
-        threading.Thread(target=run, name=f"attest-step-hash-{n}", daemon=True)
-        for n in range(count)
+        threading.Thread(target=run, args=(next_large,), name=f"attest-step-hash-{n}")
+        for n in range(min(cpus, len(large)))
     ]
     for thread in threads:
         thread.start()
-    return threads
+    small_queue = iter(small)
+    try:
+        run(lambda: None if errors else next(small_queue, None))
+    finally:
+        for thread in threads:
+            thread.join()
 
 
-def _fork_worker(entries: Sequence[Entry], share: list[int]) -> tuple[int, int]:
-    """Fork a child that hashes ``share`` and writes ``O<hex>...`` or ``E<message>``."""
+# ---- many files: forked workers pulling batches ----
+
+
+def _hash_forked(
+    entries: Sequence[Entry],
+    files: list[int],
+    results: list[Hashed | None],
+    errors: dict[int, AttestStepError],
+    cpus: int,
+) -> None:
+    size = max(1, -(-len(files) // (cpus * BATCHES_PER_WORKER)))
+    batches = [files[start : start + size] for start in range(0, len(files), size)]
+    tickets_r, tickets_w = os.pipe()
+    try:
+        payload = b"".join(_TICKET.pack(n) for n in range(len(batches)))
+        if len(payload) > 32768:  # must fit the pipe buffer: it is written before any read
+            raise RuntimeError("too many batches")
+        os.write(tickets_w, payload)
+    finally:
+        os.close(tickets_w)
+    children: list[tuple[int, int]] = []
+    try:
+        for _ in range(cpus - 1):
+            children.append(_fork_worker(entries, batches, tickets_r))
+        done, failure = _work(entries, batches, tickets_r)
+        _store(batches, done, results)
+        if failure is not None:
+            errors[failure[0]] = AttestStepError(failure[1])
+    finally:
+        os.close(tickets_r)
+        for pid, fd in children:
+            _collect_child(pid, fd, batches, results, errors)
+
+
+def _work(
+    entries: Sequence[Entry], batches: list[list[int]], tickets: int
+) -> tuple[list[tuple[int, list[Hashed]]], tuple[int, str] | None]:
+    """Take tickets until none are left; on an error, drain the tickets so others stop."""
+    buffer = bytearray(BUFFER_SIZE)
+    done: list[tuple[int, list[Hashed]]] = []
+    while len(raw := os.read(tickets, _TICKET.size)) == _TICKET.size:
+        number = _TICKET.unpack(raw)[0]
+        out: list[Hashed] = []
+        for index in batches[number]:
+            try:
+                out.append(sha256_file(entries[index].path, buffer))
+            except AttestStepError as err:
+                while os.read(tickets, 4096):
+                    pass
+                return done, (index, str(err))
+        done.append((number, out))
+    return done, None
+
+
+def _store(
+    batches: list[list[int]],
+    done: list[tuple[int, list[Hashed]]],
+    results: list[Hashed | None],
+) -> None:
+    for number, hashed in done:
+        for index, item in zip(batches[number], hashed, strict=True):
+            results[index] = item
+
+
+def _fork_worker(
+    entries: Sequence[Entry], batches: list[list[int]], tickets: int
+) -> tuple[int, int]:
+    """Fork a child running :func:`_work`; it writes ``O`` + records or ``E`` + error."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid != 0:
@@ -156,20 +213,18 @@ def _fork_worker(entries: Sequence[Entry], share: list[int]) -> tuple[int, int]:
     status = 0
     try:  # the child: never returns
         os.close(read_fd)
-        buffer = bytearray(BUFFER_SIZE)
-        hexes: list[str] = []
         try:
-            for i in share:
-                hexes.append(sha256_file(entries[i].path, entries[i].stat, buffer))
-            payload = _OK + "".join(hexes).encode("ascii")
+            done, failure = _work(entries, batches, tickets)
+            parts = [_OK]
+            for number, hashed in done:
+                parts.append(_TICKET.pack(number))
+                parts.extend(_RECORD.pack(bytes.fromhex(h.hex), h.mode) for h in hashed)
+            if failure is not None:
+                parts = [_ERR, f"{failure[0]}\n{failure[1]}".encode("utf-8", "backslashreplace")]
         except BaseException as err:
-            text = (
-                str(err)
-                if isinstance(err, AttestStepError)
-                else (f"internal error in a hashing worker: {type(err).__name__}: {err}")
-            )
-            payload = _ERR + f"{share[len(hexes)]}\n{text}".encode("utf-8", "backslashreplace")
-        view = memoryview(payload)
+            text = f"internal error in a hashing worker: {type(err).__name__}: {err}"
+            parts = [_ERR, f"-1\n{text}".encode("utf-8", "backslashreplace")]
+        view = memoryview(b"".join(parts))
         while view:
             view = view[os.write(write_fd, view) :]
     except BaseException:
@@ -179,7 +234,11 @@ def _fork_worker(entries: Sequence[Entry], share: list[int]) -> tuple[int, int]:
 
 
 def _collect_child(
-    pid: int, fd: int, share: list[int], results: list[str], errors: dict[int, AttestStepError]
+    pid: int,
+    fd: int,
+    batches: list[list[int]],
+    results: list[Hashed | None],
+    errors: dict[int, AttestStepError],
 ) -> None:
     chunks: list[bytes] = []
     try:
@@ -190,15 +249,20 @@ def _collect_child(
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, 0)
     data = b"".join(chunks)
-    if data[:1] == _OK and len(data) == 1 + 64 * len(share):
-        text = data[1:].decode("ascii")
-        for n, index in enumerate(share):
-            results[index] = text[64 * n : 64 * n + 64]
-        return
     if data[:1] == _ERR:
         where, _, message = data[1:].decode("utf-8", "replace").partition("\n")
         errors[int(where)] = AttestStepError(message)
         return
-    errors[share[0] if share else -1] = AttestStepError(
-        "a hashing worker process died without a result; run again, and report it if it repeats"
-    )
+    if data[:1] != _OK:
+        errors[-1] = AttestStepError(
+            "a hashing worker process died without a result; run again, and report it if it repeats"
+        )
+        return
+    view = memoryview(data)[1:]
+    while view:
+        number = _TICKET.unpack_from(view)[0]
+        view = view[_TICKET.size :]
+        for index in batches[number]:
+            digest, mode = _RECORD.unpack_from(view)
+            view = view[_RECORD.size :]
+            results[index] = Hashed(digest.hex(), mode)

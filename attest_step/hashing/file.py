@@ -1,9 +1,11 @@
 """SHA-256 of one regular file, refusing to return a digest for a file that changed.
 
-The file is opened with ``O_NOFOLLOW | O_NONBLOCK`` (a link swapped in fails, a FIFO swapped
-in does not block). ``fstat`` on the open descriptor must show the same file (device, inode,
-size, mtime_ns, ctime_ns) as the ``lstat`` of the walk, before the first byte and again after
-the last one, and exactly ``size`` bytes must have been read.
+Sequence per file: ``lstat(path)`` (must be a regular file), ``open`` with
+``O_NOFOLLOW | O_NONBLOCK`` (a link swapped in fails; a FIFO swapped in does not block), read
+exactly ``st_size`` bytes, then ``fstat`` on the open descriptor. Device, inode, size,
+mtime_ns and ctime_ns of the ``fstat`` must equal those of the ``lstat``: a file replaced,
+grown, truncated or rewritten in place (even with its mtime put back, which moves ctime)
+between the two is an error, never a digest.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from typing import NamedTuple
 
 from attest_step.errors import AttestStepError
 from attest_step.walk import FileStat, shown
@@ -18,30 +21,44 @@ from attest_step.walk import FileStat, shown
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 BUFFER_SIZE = 1 << 20
 """Reusable read buffer per worker: large enough that hashlib releases the GIL per call."""
+SMALL_READ = 256 << 10
+"""Files up to this size are read with one ``read`` into a fresh bytes object."""
 
 
-def _changed(path: bytes) -> AttestStepError:
+class Hashed(NamedTuple):
+    hex: str
+    mode: int
+    """``st_mode`` of the file hashed (the directory digest needs its execute bit)."""
+
+
+def changed_error(path: bytes) -> AttestStepError:
     return AttestStepError(
         f"{shown(path)}: the file changed while it was being hashed; "
         "hash outputs only after every step that writes them has finished"
     )
 
 
-def _same_file(before: FileStat, now: os.stat_result) -> bool:
-    return (
-        before.dev == now.st_dev
-        and before.ino == now.st_ino
-        and before.size == now.st_size
-        and before.mtime_ns == now.st_mtime_ns
-        and before.ctime_ns == now.st_ctime_ns
-    )
+def lstat_file(path: bytes) -> FileStat:
+    """``lstat`` of a path that must still be a regular file."""
+    try:
+        st = os.lstat(path)
+    except OSError as err:
+        raise AttestStepError(
+            f"{shown(path)}: cannot open for hashing ({err.strerror or err}); "
+            "check that it exists and is readable"
+        ) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise changed_error(path)
+    return FileStat.of(st)
 
 
-def sha256_file(path: bytes, expected: FileStat, buffer: bytearray) -> str:
-    """Hex SHA-256 of the regular file ``path`` whose walk-time lstat was ``expected``.
+def sha256_file(path: bytes, buffer: bytearray, before: FileStat | None = None) -> Hashed:
+    """SHA-256 of the regular file ``path``; ``before`` is its lstat if already taken.
 
     ``buffer`` is reused between calls by the same worker (never shared between threads).
     """
+    if before is None:
+        before = lstat_file(path)
     try:
         fd = os.open(path, OPEN_FLAGS)
     except OSError as err:
@@ -50,26 +67,45 @@ def sha256_file(path: bytes, expected: FileStat, buffer: bytearray) -> str:
             "check that it exists, is readable and is not a symbolic link"
         ) from None
     try:
-        before = os.fstat(fd)
-        if not stat.S_ISREG(before.st_mode) or not _same_file(expected, before):
-            raise _changed(path)
-        digest = hashlib.sha256()
-        view = memoryview(buffer)
-        remaining = before.st_size
+        size = before.size
         try:
-            while remaining > 0:
-                count = os.readv(fd, [view[: min(remaining, len(view))]])
-                if count == 0:
-                    raise _changed(path)
-                digest.update(view[:count])
-                remaining -= count
+            if size <= SMALL_READ:
+                data = os.read(fd, size)
+                while len(data) < size:
+                    more = os.read(fd, size - len(data))
+                    if not more:
+                        raise changed_error(path)
+                    data += more
+                hexdigest = hashlib.sha256(data).hexdigest()
+            else:
+                hexdigest = _sha256_large(fd, size, buffer, path)
+            after = os.fstat(fd)
         except OSError as err:
             raise AttestStepError(f"{shown(path)}: read failed ({err.strerror or err})") from None
-        finally:
-            view.release()
-        after = os.fstat(fd)
-        if not _same_file(expected, after):
-            raise _changed(path)
-        return digest.hexdigest()
+        if (
+            after.st_ino != before.ino
+            or after.st_dev != before.dev
+            or after.st_size != size
+            or after.st_mtime_ns != before.mtime_ns
+            or after.st_ctime_ns != before.ctime_ns
+        ):
+            raise changed_error(path)
+        return Hashed(hexdigest, before.mode)
     finally:
         os.close(fd)
+
+
+def _sha256_large(fd: int, size: int, buffer: bytearray, path: bytes) -> str:
+    digest = hashlib.sha256()
+    view = memoryview(buffer)
+    try:
+        remaining = size
+        while remaining > 0:
+            count = os.readv(fd, [view[: min(remaining, len(view))]])
+            if count == 0:
+                raise changed_error(path)
+            digest.update(view[:count])
+            remaining -= count
+    finally:
+        view.release()
+    return digest.hexdigest()

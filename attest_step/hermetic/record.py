@@ -47,7 +47,9 @@ def _evidence_entry(record: Mapping[str, Any], label: str, origin: str) -> dict[
     }
 
 
-def step_record(step: str, declared: bool, entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def step_record(
+    step: str, declared: bool, entries: Sequence[Mapping[str, Any]], *, role: str = "build"
+) -> dict[str, Any]:
     """The full per-step record: claims with sources, contradictions and the conclusion."""
     claims: list[dict[str, Any]] = []
     if declared:

@@ -19,6 +19,7 @@ from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Manifest, RegistryClient
+from attest_step.oci.tag_layout import read_confirmed
 from attest_step.oci.types import (
     BUNDLE_CONTENT_ANNOTATION,
     BUNDLE_PREDICATE_ANNOTATION,
@@ -164,7 +165,7 @@ def _add_to_fallback_index(
     where = f"{client.host}/{repository}:{tag}"
     for attempt in range(1, RACE_ATTEMPTS + 1):
         started = time.monotonic()
-        current = client.get_manifest(repository, tag)
+        current = read_confirmed(client, repository, tag, sleep)
         entries = _entries(current)
         if any(e.get("digest") == entry["digest"] for e in entries):
             return

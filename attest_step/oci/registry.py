@@ -260,6 +260,10 @@ class RegistryClient:
 
         def op() -> str:
             resp = self._request("PUT", url, data=data, headers={"Content-Type": media_type})
+            if resp.status_code == 400 and _error_code(resp) in _TRANSIENT_PUT_CODES:
+                # distribution 2.8 rewrites link files in place: a concurrent writer can make
+                # it read a half-written link and answer DIGEST_INVALID / BLOB_UNKNOWN.
+                raise RetryableError(f"{what}: HTTP 400 {_error_code(resp)} (concurrent write)")
             if resp.status_code not in (200, 201, 202):
                 raise self._fail(what, resp)
             got = resp.headers.get("Docker-Content-Digest", expected)
@@ -375,6 +379,17 @@ def _retry_after(response: requests.Response) -> float | None:
         return float(value)
     except ValueError:
         return None
+
+
+_TRANSIENT_PUT_CODES = frozenset({"DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"})
+
+
+def _error_code(response: requests.Response) -> str:
+    try:
+        errors = response.json().get("errors") or []
+    except ValueError:
+        return ""
+    return str(errors[0].get("code", "")) if errors and isinstance(errors[0], dict) else ""
 
 
 def _error_detail(response: requests.Response) -> str:

@@ -104,6 +104,18 @@ def _same(a: Descriptor, b: Descriptor) -> bool:
     )
 
 
+def read_confirmed(
+    client: RegistryClient, repository: str, tag: str, sleep: Callable[[float], None]
+) -> Manifest | None:
+    """GET the tag; a 404 is confirmed by a second read, since distribution 2.8 can answer
+    404 while another writer rewrites the tag's link file."""
+    current = client.get_manifest(repository, tag)
+    if current is None:
+        sleep(0.02)
+        current = client.get_manifest(repository, tag)
+    return current
+
+
 def append_layer(
     client: RegistryClient,
     repository: str,
@@ -120,7 +132,7 @@ def append_layer(
     where = f"{client.host}/{repository}:{tag}"
     for attempt in range(1, RACE_ATTEMPTS + 1):
         started = time.monotonic()
-        current = client.get_manifest(repository, tag)
+        current = read_confirmed(client, repository, tag, sleep)
         layers = layers_of(current)
         if any(_same(d, ours) for d in layers):
             assert current is not None

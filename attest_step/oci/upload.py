@@ -87,6 +87,7 @@ class _Uploader:
             "location": f"{image.name}:{tag}",
             "manifestDigest": result.manifest_digest,
             "status": result.status,
+            "attempts": result.attempts,
         }
 
     def push_bundle(self, item: SpoolItem) -> dict[str, Any]:

@@ -176,22 +176,26 @@ func newEnv(req Request) (*env, error) {
 		FeatureFlags: ff,
 		Defaults:     defaults,
 	})
-	e := &env{
-		ctx: ctx,
-		ns:  ns,
-		kube: k8sfake.NewSimpleClientset(&corev1.ServiceAccount{
-			ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns},
-		}),
-	}
+	e := &env{ctx: ctx, ns: ns}
 	var objects []runtime.Object
+	kubeObjects := []runtime.Object{}
+	accounts := sets.New[string]()
 	for _, path := range req.Files {
-		objs, names, err := e.loadFile(path)
+		objs, names, sas, err := e.loadFile(path)
 		if err != nil {
 			return nil, err
 		}
 		objects = append(objects, objs...)
 		e.loaded = append(e.loaded, names...)
+		for _, sa := range sas {
+			accounts.Insert(sa.Name)
+			kubeObjects = append(kubeObjects, sa)
+		}
 	}
+	if !accounts.Has("default") {
+		kubeObjects = append(kubeObjects, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default", Namespace: ns}})
+	}
+	e.kube = k8sfake.NewSimpleClientset(kubeObjects...)
 	e.tekton = tektonfake.NewSimpleClientset(objects...)
 	return e, nil
 }
@@ -206,24 +210,25 @@ type typeMeta struct {
 
 // loadFile decodes Tasks, Pipelines and StepActions and validates each one as the
 // admission webhook does on `kubectl apply`. Other kinds are left to the executor.
-func (e *env) loadFile(path string) ([]runtime.Object, []string, error) {
+func (e *env) loadFile(path string) ([]runtime.Object, []string, []*corev1.ServiceAccount, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var objs []runtime.Object
 	var names []string
+	var accounts []*corev1.ServiceAccount
 	for i, doc := range splitYAML(data) {
 		js, err := yaml.YAMLToJSON(doc)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i, err)
+			return nil, nil, nil, fmt.Errorf("%s: document %d: %w", path, i, err)
 		}
 		if string(js) == "null" {
 			continue
 		}
 		var tm typeMeta
 		if err := json.Unmarshal(js, &tm); err != nil {
-			return nil, nil, fmt.Errorf("%s: document %d: %w", path, i, err)
+			return nil, nil, nil, fmt.Errorf("%s: document %d: %w", path, i, err)
 		}
 		where := fmt.Sprintf("%s: %s %q", path, tm.Kind, tm.Metadata.Name)
 		var obj interface {
@@ -239,23 +244,31 @@ func (e *env) loadFile(path string) ([]runtime.Object, []string, error) {
 			obj = &v1.Pipeline{}
 		case tm.Kind == "StepAction" && tm.APIVersion == "tekton.dev/v1beta1":
 			obj = &v1beta1.StepAction{}
+		case tm.Kind == "ServiceAccount" && tm.APIVersion == "v1":
+			sa := &corev1.ServiceAccount{}
+			if err := json.Unmarshal(js, sa); err != nil {
+				return nil, nil, nil, fmt.Errorf("%s: %w", where, err)
+			}
+			sa.Namespace = e.ns
+			accounts = append(accounts, sa)
+			continue
 		case tm.Kind == "Task" || tm.Kind == "Pipeline" || tm.Kind == "StepAction":
-			return nil, nil, fmt.Errorf("%s: apiVersion %s is not supported by the local executor (use tekton.dev/v1, or v1beta1 for StepAction)", where, tm.APIVersion)
+			return nil, nil, nil, fmt.Errorf("%s: apiVersion %s is not supported by the local executor (use tekton.dev/v1, or v1beta1 for StepAction)", where, tm.APIVersion)
 		default:
 			continue
 		}
 		if err := strictUnmarshal(js, obj); err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", where, err)
+			return nil, nil, nil, fmt.Errorf("%s: %w", where, err)
 		}
 		obj.SetNamespace(e.ns)
 		obj.SetDefaults(apis.WithinCreate(e.ctx))
 		if ferr := obj.Validate(apis.WithinCreate(e.ctx)); ferr != nil {
-			return nil, nil, fmt.Errorf("%s: admission validation failed: %w", where, ferr)
+			return nil, nil, nil, fmt.Errorf("%s: admission validation failed: %w", where, ferr)
 		}
 		objs = append(objs, obj)
 		names = append(names, fmt.Sprintf("%s/%s", tm.Kind, tm.Metadata.Name))
 	}
-	return objs, names, nil
+	return objs, names, accounts, nil
 }
 
 // strictUnmarshal refuses fields Tekton's types do not have, as the API server does.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -80,7 +81,7 @@ def test_no_user_namespaces_fails_closed(tmp_path: Path) -> None:
     run = [PY, "-m", "attest_step", "run", "--", PY, "-c", f"open({str(marker)!r}, 'w')"]
     script = (
         "echo 0 > /proc/sys/user/max_user_namespaces || exit 99; "
-        f'{" ".join(tekton)}; echo "tekton=$?"; {" ".join(run)}; echo "run=$?"'
+        f'{shlex.join(tekton)}; echo "tekton=$?"; {shlex.join(run)}; echo "run=$?"'
     )
     proc = subprocess.run(
         [str(unshare), "--user", "--map-root-user", "sh", "-c", script],

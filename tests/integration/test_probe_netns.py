@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from attest_step.hermetic.record import isolation_byproducts
+from attest_step.policy import evaluate_policy
 from tests.fixtures.tools import require_tool
 
 pytestmark = pytest.mark.netns
@@ -97,3 +98,9 @@ def test_attest_step_probing_itself_in_a_hermetic_pod(tmp_path: Path) -> None:
     (item,) = json.loads(proc.stdout)
     assert item["annotations"]["observedIsolation"] is True
     assert item["annotations"]["hermetic"] is False  # observed, but not declared
+    assert item["annotations"]["role"] == "attest"
+    statement = {"predicate": {"runDetails": {"byproducts": [item]}}}
+    # The attest step's own record is not a build step: it cannot satisfy requireHermetic.
+    assert evaluate_policy(statement, {"requireHermetic": True}) == [
+        "requireHermetic: the provenance has no network-isolation record of a build step"
+    ]

@@ -336,8 +336,11 @@ def test_every_byte_of_a_small_envelope_file_through_the_cli(key: PemKey, work: 
     [
         (["--image", "ghcr.io/o/app@sha256:abc"], "--image: 'sha256:abc' is not a digest"),
         (["--image", "ghcr.io/o/app:latest"], "has no digest"),
-        (["--param", "novalue"], "has no '='"),
-        (["--started-on", "yesterday"], "--started-on: 'yesterday' is not an RFC 3339"),
+        (["--image", IMAGE, "--param", "novalue"], "has no '='"),
+        (
+            ["--image", IMAGE, "--started-on", "yesterday"],
+            "--started-on: 'yesterday' is not an RFC 3339",
+        ),
         ([], "nothing to attest"),
         (["--image", IMAGE, "--git-url", "https://g/r"], "go together"),
         (["--image", IMAGE, "--resolved-dependency", "x@sha256:1"], "64 lowercase hex"),

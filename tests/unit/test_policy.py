@@ -128,7 +128,7 @@ def test_require_hermetic_without_any_record() -> None:
     statement = _statement()
     statement["predicate"]["runDetails"]["byproducts"] = []
     assert evaluate_policy(statement, {"requireHermetic": True}) == [
-        "requireHermetic: the provenance has no network-isolation record"
+        "requireHermetic: the provenance has no network-isolation record of a build step"
     ]
 
 

@@ -20,6 +20,9 @@ GO_MODULE = REPO_ROOT / "hack" / "tekton-render"
 TOOLS_BIN = REPO_ROOT / ".tools" / "bin"
 RENDER_BIN = TOOLS_BIN / "tekton-render"
 ENTRYPOINT_BIN = TOOLS_BIN / "tekton-entrypoint"
+WORKINGDIRINIT_BIN = TOOLS_BIN / "tekton-workingdirinit"
+# Tekton's own images run /ko-app/<name>; locally, the binaries built from the same module.
+KO_APPS = {"/ko-app/entrypoint": ENTRYPOINT_BIN, "/ko-app/workingdirinit": WORKINGDIRINIT_BIN}
 _STAMP = TOOLS_BIN / ".tekton-render.stamp"
 
 
@@ -46,6 +49,7 @@ def ensure_built() -> tuple[Path, Path]:
     if (
         RENDER_BIN.exists()
         and ENTRYPOINT_BIN.exists()
+        and WORKINGDIRINIT_BIN.exists()
         and _STAMP.exists()
         and _STAMP.read_text().strip() == want
     ):
@@ -58,6 +62,7 @@ def ensure_built() -> tuple[Path, Path]:
     for out, pkg in (
         (RENDER_BIN, "."),
         (ENTRYPOINT_BIN, "github.com/tektoncd/pipeline/cmd/entrypoint"),
+        (WORKINGDIRINIT_BIN, "github.com/tektoncd/pipeline/cmd/workingdirinit"),
     ):
         tmp = out.with_suffix(".tmp")
         subprocess.run([go, "build", "-o", str(tmp), pkg], cwd=GO_MODULE, env=env, check=True)
