@@ -230,6 +230,7 @@ def walk_tree(root: bytes, excludes: Excludes, *, keep_links: bool = False) -> l
     entries: list[Entry] = []
     append = entries.append
     file_kind = Kind.FILE
+    has_excludes = bool(excludes)
     stack: list[bytes] = [b""]
     while stack:
         rel_dir = stack.pop()
@@ -250,7 +251,7 @@ def walk_tree(root: bytes, excludes: Excludes, *, keep_links: bool = False) -> l
                 name = rel.decode("utf-8")
             except UnicodeDecodeError:
                 name = encode_name(rel)
-            if excludes and excludes.excluded(name, encode_name(raw)):
+            if has_excludes and excludes.excluded(name, encode_name(raw)):
                 continue
             try:
                 if child.is_file(follow_symlinks=False):

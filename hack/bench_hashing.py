@@ -127,19 +127,33 @@ def _write_small_files(root: Path, count: int, size: int) -> int:
     return count * size
 
 
+# Runs a command from a small interpreter and prints its ru_maxrss: Linux carries the
+# parent's peak RSS into a forked child's ru_maxrss, so measuring from this (big) process
+# would report the bench's own memory.
+_RSS_HELPER = (
+    "import os, sys\n"
+    "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)\n"
+    "_, status, usage = os.wait4(pid, 0)\n"
+    "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n"
+)
+
+
 def _run_child(argv: list[str], cwd: Path) -> tuple[float, int]:
     """Wall seconds and ru_maxrss (bytes) of a child process; raises if it fails."""
     started = time.perf_counter()
-    proc = subprocess.Popen(
-        argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_child_env()
+    proc = subprocess.run(
+        [sys.executable, "-S", "-c", _RSS_HELPER, *argv],
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_child_env(),
+        check=False,
     )
-    _, status, usage = os.wait4(proc.pid, 0)
     elapsed = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    stderr = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
-    if proc.returncode != 0:
-        raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {stderr.strip()[:500]}")
-    return elapsed, usage.ru_maxrss * 1024
+    code, maxrss_kib = (int(x) for x in proc.stdout.split()[-2:])
+    if code != 0:
+        raise RuntimeError(f"{argv[0]} exited {code}: {proc.stderr.decode()[:500]}")
+    return elapsed, maxrss_kib * 1024
 
 
 def _child_env() -> dict[str, str]:

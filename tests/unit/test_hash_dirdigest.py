@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attest_step.dirdigest import HEADER, dir_digest, listing
+from attest_step.hashing.file import Hashed
 from attest_step.hashing import hash_paths
 from attest_step.walk import Excludes, walk_tree
 
@@ -71,13 +72,14 @@ def test_exact_bytes_of_a_small_listing(tmp_path: Path) -> None:
     (root / "l").symlink_to("x")
     entries = walk_tree(os.fsencode(root), Excludes(()), keep_links=True)
     hexes = [hashlib.sha256(b"x").hexdigest() for _ in entries]
+    hashed = [Hashed(hexes[0], 0o120777), Hashed(hexes[1], 0o100640)]
     expected = (
         HEADER
         + b"120000 " + hexes[0].encode() + b" l\0"
         + b"100644 " + hexes[1].encode() + b" x\0"
     )  # fmt: skip
-    assert listing(entries, hexes) == expected
-    assert dir_digest(entries, hexes) == hashlib.sha256(expected).hexdigest()
+    assert listing(entries, hashed) == expected
+    assert dir_digest(entries, hashed) == hashlib.sha256(expected).hexdigest()
 
 
 def test_empty_directory_digest_is_the_header_alone(tmp_path: Path) -> None:

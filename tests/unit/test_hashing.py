@@ -15,7 +15,7 @@ from attest_step.errors import AttestStepError, UsageError
 from attest_step.hashing import hash_paths
 from attest_step.hashing.cpus import _cgroup_quota, usable_cpus
 from attest_step.hashing.engine import hash_entries
-from attest_step.hashing.file import sha256_file
+from attest_step.hashing.file import SMALL_READ, Hashed, sha256_file
 from attest_step.model import Subject
 from attest_step.walk import Entry, Excludes, FileStat, Kind, walk_tree
 
@@ -122,25 +122,33 @@ def test_engine_fork_and_threads_agree_with_sequential(tmp_path: Path) -> None:
         write(tmp_path / f"l{n}", data)
         expected[f"l{n}"] = sha(data)
     entries = entries_of(tmp_path)
-    parallel = hash_entries(entries, workers=2, large_file=200_000, fork_min_files=4)
+    threaded = hash_entries(entries, workers=2, large_file=200_000, fork_min_files=1000)
+    forked = hash_entries(entries, workers=2, fork_min_files=4)
+    forked3 = hash_entries(entries, workers=3, fork_min_files=4)
     sequential = hash_entries(entries, workers=1)
-    assert parallel == sequential == [expected[e.name] for e in entries]
+    assert threaded == forked == forked3 == sequential
+    assert [h.hex for h in sequential] == [expected[e.name] for e in entries]
+    assert all(h.mode & 0o170000 == 0o100000 for h in sequential)
 
 
 def test_engine_reports_error_from_forked_worker(tmp_path: Path) -> None:
     for n in range(20):
         write(tmp_path / f"f{n:02}", b"x")
     entries = entries_of(tmp_path)
-    (tmp_path / "f13").write_bytes(b"changed!")  # odd index: hashed by the child
-    with pytest.raises(AttestStepError, match="f13: the file changed"):
-        hash_entries(entries, workers=2, large_file=1 << 30, fork_min_files=2)
+    (tmp_path / "f13").unlink()
+    (tmp_path / "f17").unlink()
+    os.mkfifo(tmp_path / "f17")  # a later error: must not win over f13
+    for _ in range(5):  # whichever process takes the batch, the first error in order wins
+        with pytest.raises(AttestStepError, match="f13: cannot open for hashing"):
+            hash_entries(entries, workers=2, fork_min_files=2)
 
 
 def test_engine_reports_error_from_thread(tmp_path: Path) -> None:
     for n in range(4):
         write(tmp_path / f"f{n}", b"y" * 5000)
     entries = entries_of(tmp_path)
-    (tmp_path / "f2").write_bytes(b"z" * 4000)
+    os.unlink(tmp_path / "f2")
+    os.mkfifo(tmp_path / "f2")
     with pytest.raises(AttestStepError, match="f2: the file changed"):
         hash_entries(entries, workers=2, large_file=1000, fork_min_files=1 << 30)
 
@@ -148,7 +156,7 @@ def test_engine_reports_error_from_thread(tmp_path: Path) -> None:
 def test_link_entries_hash_their_target_text(tmp_path: Path) -> None:
     (tmp_path / "l").symlink_to("some/where")
     entries = walk_tree(os.fsencode(tmp_path), Excludes(()), keep_links=True)
-    assert hash_entries(entries) == [sha(b"some/where")]
+    assert hash_entries(entries) == [Hashed(sha(b"some/where"), 0o120777)]
 
 
 def stat_of(path: Path) -> FileStat:
@@ -160,59 +168,75 @@ def test_change_between_walk_and_hash_is_an_error(tmp_path: Path) -> None:
     before = stat_of(path)
     path.write_bytes(b"b" * 100)  # same size; ctime (and mtime) move
     with pytest.raises(AttestStepError, match="changed while it was being hashed"):
-        sha256_file(os.fsencode(path), before, bytearray(64))
+        sha256_file(os.fsencode(path), bytearray(64), before)
 
 
-def test_growth_during_hashing_is_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = write(tmp_path / "f", b"a" * 1000)
-    expected = stat_of(path)
-    original = os.readv
-    calls: list[int] = []
-
-    def readv_then_append(fd: int, buffers: list[memoryview]) -> int:
-        calls.append(1)
-        if len(calls) == 3:  # a writer appends after a few reads
-            with open(path, "ab") as handle:
-                handle.write(b"more")
-        return original(fd, buffers)
-
-    monkeypatch.setattr(os, "readv", readv_then_append)
-    with pytest.raises(AttestStepError, match="changed while"):
-        sha256_file(os.fsencode(path), expected, bytearray(100))
+# Small files are read with os.read, large ones with os.readv into the reusable buffer.
+READ_PATHS = pytest.mark.parametrize(
+    ("reader", "size"), [("read", 1000), ("readv", SMALL_READ + 300_000)]
+)
 
 
-def test_rewrite_in_place_during_hashing_is_an_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@READ_PATHS
+def test_growth_during_hashing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str, size: int
 ) -> None:
-    path = write(tmp_path / "f", b"a" * 1000)
+    path = write(tmp_path / "f", b"a" * size)
     expected = stat_of(path)
-    original = os.readv
+    original = getattr(os, reader)
 
-    def readv_then_rewrite(fd: int, buffers: list[memoryview]) -> int:
+    def read_then_append(*args: object) -> object:
+        with open(path, "ab") as handle:
+            handle.write(b"more")
+        return original(*args)
+
+    monkeypatch.setattr(os, reader, read_then_append)
+    with pytest.raises(AttestStepError, match="changed while"):
+        sha256_file(os.fsencode(path), bytearray(100_000), expected)
+
+
+@READ_PATHS
+def test_rewrite_in_place_during_hashing_is_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str, size: int
+) -> None:
+    path = write(tmp_path / "f", b"a" * size)
+    expected = stat_of(path)
+    original = getattr(os, reader)
+
+    def read_then_rewrite(*args: object) -> object:
         with open(path, "r+b") as handle:  # same size, new bytes
             handle.write(b"b")
         os.utime(path, ns=(expected.mtime_ns, expected.mtime_ns))  # even with mtime put back
-        return original(fd, buffers)
+        return original(*args)
 
-    monkeypatch.setattr(os, "readv", readv_then_rewrite)
+    monkeypatch.setattr(os, reader, read_then_rewrite)
     with pytest.raises(AttestStepError, match="changed while"):
-        sha256_file(os.fsencode(path), expected, bytearray(100))
+        sha256_file(os.fsencode(path), bytearray(100_000), expected)
 
 
+@READ_PATHS
 def test_truncation_during_hashing_is_an_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, reader: str, size: int
 ) -> None:
-    path = write(tmp_path / "f", b"a" * 1000)
+    path = write(tmp_path / "f", b"a" * size)
     expected = stat_of(path)
-    original = os.readv
+    original = getattr(os, reader)
 
-    def readv_then_truncate(fd: int, buffers: list[memoryview]) -> int:
+    def read_then_truncate(*args: object) -> object:
         os.truncate(path, 10)
-        return original(fd, buffers)
+        return original(*args)
 
-    monkeypatch.setattr(os, "readv", readv_then_truncate)
+    monkeypatch.setattr(os, reader, read_then_truncate)
     with pytest.raises(AttestStepError, match="changed while"):
-        sha256_file(os.fsencode(path), expected, bytearray(100))
+        sha256_file(os.fsencode(path), bytearray(100_000), expected)
+
+
+def test_unchanged_file_passes_both_read_paths(tmp_path: Path) -> None:
+    for size in (0, 1, SMALL_READ, SMALL_READ + 1, 3 * 100_000 + 7):
+        data = os.urandom(size)
+        path = write(tmp_path / f"f{size}", data)
+        got = sha256_file(os.fsencode(path), bytearray(100_000))
+        assert got == Hashed(sha(data), os.lstat(path).st_mode)
 
 
 def test_link_swapped_in_is_not_followed(tmp_path: Path) -> None:
@@ -221,7 +245,7 @@ def test_link_swapped_in_is_not_followed(tmp_path: Path) -> None:
     path.unlink()
     path.symlink_to("/etc/hostname")
     with pytest.raises(AttestStepError, match="cannot open for hashing"):
-        sha256_file(os.fsencode(path), expected, bytearray(64))
+        sha256_file(os.fsencode(path), bytearray(64), expected)
 
 
 def test_fifo_swapped_in_does_not_block(tmp_path: Path) -> None:
@@ -230,25 +254,27 @@ def test_fifo_swapped_in_does_not_block(tmp_path: Path) -> None:
     path.unlink()
     os.mkfifo(path)
     with pytest.raises(AttestStepError, match="changed"):
-        sha256_file(os.fsencode(path), expected, bytearray(64))
+        sha256_file(os.fsencode(path), bytearray(64), expected)
 
 
 def test_hashing_from_a_thread_does_not_fork(tmp_path: Path) -> None:
     for n in range(10):
         write(tmp_path / f"f{n}", bytes([n]))
     entries = entries_of(tmp_path)
-    out: list[list[str]] = []
+    out: list[list[Hashed]] = []
     thread = threading.Thread(
         target=lambda: out.append(hash_entries(entries, workers=2, fork_min_files=1))
     )
     thread.start()
     thread.join()
-    assert out == [[sha(bytes([int(e.name[1:])])) for e in entries]]
+    assert [[h.hex for h in hashed] for hashed in out] == [
+        [sha(bytes([int(e.name[1:])])) for e in entries]
+    ]
 
 
 def test_unreadable_file_is_an_error(tmp_path: Path) -> None:
     path = write(tmp_path / "f", b"a")
-    entry = Entry(b"f", "f", os.fsencode(path), Kind.FILE, stat_of(path))
+    entry = Entry(b"f", "f", os.fsencode(path), Kind.FILE)
     path.unlink()
     with pytest.raises(AttestStepError, match="cannot open for hashing"):
         hash_entries([entry], workers=1)

@@ -177,7 +177,11 @@ class PodRunner:
         used_roots.add("/tekton")  # the termination message file lives there
         for root in sorted(used_roots):
             lines.append(f"mount -t tmpfs -o mode=0755 tekton-local {root}")
-        for m in mounts:
+        # Stage every source under /tekton first: a mount on e.g. /tmp would otherwise hide
+        # the host directories the later sources live in.
+        stage = "/tekton/.local-stage"
+        staged: list[tuple[str, str, bool]] = []
+        for i, m in enumerate(mounts):
             if m["name"] not in self.volumes:
                 raise PodError(f"container {container['name']!r}: no volume {m['name']!r}")
             src = self.volumes[m["name"]]
@@ -189,15 +193,24 @@ class PodRunner:
                 # Outside the tmpfs roots the mount point must exist on the host: an empty
                 # directory is created once and left there.
                 Path(target).mkdir(parents=True, exist_ok=True)
+            s_path = f"{stage}/{i}"
+            lines.append(f"mkdir -p {s_path} && mount --bind {shlex.quote(str(src))} {s_path}")
+            staged.append((s_path, target, bool(m.get("readOnly"))))
+        termination_stage = f"{stage}/termination"
+        lines.append(f"touch {termination_stage} && mount --bind {shlex.quote(str(termination))} {termination_stage}")
+        for s_path, target, read_only in staged:
             q = shlex.quote(target)
             lines.append(f"mkdir -p {q}")
-            lines.append(f"mount --bind {shlex.quote(str(src))} {q}")
-            if m.get("readOnly"):
+            lines.append(f"mount --bind {s_path} {q}")
+            if read_only:
                 lines.append(f"mount -o remount,bind,ro {q}")
         term_path = container.get("terminationMessagePath") or "/dev/termination-log"
         qt = shlex.quote(term_path)
         lines.append(f"mkdir -p $(dirname {qt}) && touch {qt}")
-        lines.append(f"mount --bind {shlex.quote(str(termination))} {qt}")
+        lines.append(f"mount --bind {termination_stage} {qt}")
+        for s_path, _, _ in staged:
+            lines.append(f"umount -l {s_path}")
+        lines.append(f"umount -l {termination_stage}; rm -rf {stage}")
         workdir = container.get("workingDir") or "/"
         lines.append(f"mkdir -p {shlex.quote(workdir)} && cd {shlex.quote(workdir)}")
         env = {"PATH": self.path, "HOME": "/tekton/home", "HOSTNAME": self.pod["metadata"]["name"]}
