@@ -26,6 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
 from attest_step.hashing import hash_paths
 from attest_step.hashing.cpus import usable_cpus
 from attest_step.hashing.engine import hash_entries
@@ -56,7 +59,7 @@ _BLOCK = 64 * MIB
 
 
 def _ceiling_init() -> None:
-    global _buffer  # per worker process, set once by the pool initializer
+    global _buffer  # noqa: PLW0603 - one buffer per pool process, made before timing
     _buffer = os.urandom(_BLOCK)
 
 
@@ -132,28 +135,43 @@ def _write_small_files(root: Path, count: int, size: int) -> int:
 # would report the bench's own memory.
 _RSS_HELPER = (
     "import os, sys\n"
-    "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ)\n"
+    "quiet = [(os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)]\n"
+    "pid = os.posix_spawn(sys.argv[1], sys.argv[1:], os.environ, file_actions=quiet)\n"
     "_, status, usage = os.wait4(pid, 0)\n"
     "print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)\n"
 )
 
 
-def _run_child(argv: list[str], cwd: Path) -> tuple[float, int]:
-    """Wall seconds and ru_maxrss (bytes) of a child process; raises if it fails."""
-    started = time.perf_counter()
+def _peak_rss(argv: list[str], cwd: Path) -> int:
+    """ru_maxrss (bytes) of a command started from a small interpreter."""
     proc = subprocess.run(
         [sys.executable, "-S", "-c", _RSS_HELPER, *argv],
         cwd=cwd,
-        stdout=subprocess.PIPE,
+        capture_output=True,
+        env=_child_env(),
+        check=False,
+    )
+    code, maxrss_kib = (int(x) for x in proc.stdout.split()[-2:])
+    if code != 0:
+        raise RuntimeError(f"{argv[0]} exited {code}: {proc.stderr.decode()[:500]}")
+    return maxrss_kib * 1024
+
+
+def _run_child(argv: list[str], cwd: Path) -> float:
+    """Wall seconds of a command, output discarded; raises if it fails."""
+    started = time.perf_counter()
+    proc = subprocess.run(
+        argv,
+        cwd=cwd,
+        stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         env=_child_env(),
         check=False,
     )
     elapsed = time.perf_counter() - started
-    code, maxrss_kib = (int(x) for x in proc.stdout.split()[-2:])
-    if code != 0:
-        raise RuntimeError(f"{argv[0]} exited {code}: {proc.stderr.decode()[:500]}")
-    return elapsed, maxrss_kib * 1024
+    if proc.returncode != 0:
+        raise RuntimeError(f"{argv[0]} exited {proc.returncode}: {proc.stderr.decode()[:500]}")
+    return elapsed
 
 
 def _child_env() -> dict[str, str]:
@@ -163,9 +181,6 @@ def _child_env() -> dict[str, str]:
 
 
 def _in_toto_key(directory: Path) -> Path:
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric import ed25519
-
     key = ed25519.Ed25519PrivateKey.generate()
     path = directory / "in-toto-key.pem"
     path.write_bytes(
@@ -251,13 +266,13 @@ def small_files(work: Path, quick: bool) -> dict[str, Any]:
     ours: list[float] = []
     theirs: list[float] = []
     for _ in range(repeat):
-        ours.append(_run_child(ours_argv, work)[0])
-        theirs.append(_run_child(in_toto_argv, work)[0])
+        ours.append(_run_child(ours_argv, work))
+        theirs.append(_run_child(in_toto_argv, work))
     library = _best(lambda: hash_paths([tree]), repeat)
     single = _best(
         lambda: hash_entries(walk_tree(os.fsencode(tree), Excludes(())), workers=1), repeat
     )
-    startup = min(_run_child([str(BIN / "attest-step"), "--version"], work)[0] for _ in range(3))
+    startup = min(_run_child([str(BIN / "attest-step"), "--version"], work) for _ in range(3))
     return {
         "files": count,
         "file_bytes": size,
@@ -284,8 +299,10 @@ def memory(work: Path, quick: bool) -> dict[str, Any]:
     path = work / "sparse.bin"
     with open(path, "wb") as handle:
         handle.truncate(size)
-    seconds, rss = _run_child([str(BIN / "attest-step"), "hash", str(path)], work)
-    baseline = _run_child([str(BIN / "attest-step"), "--version"], work)[1]
+    started = time.perf_counter()
+    rss = _peak_rss([str(BIN / "attest-step"), "hash", str(path)], work)
+    seconds = time.perf_counter() - started
+    baseline = _peak_rss([str(BIN / "attest-step"), "--version"], work)
     return {
         "file_bytes": size,
         "sparse": True,

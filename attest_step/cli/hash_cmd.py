@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from json.encoder import encode_basestring_ascii as quote
 from pathlib import Path
 
 import click
@@ -44,10 +45,9 @@ def subjects_json(subjects: Sequence[Subject]) -> str:
             )
             continue
         digest = ",\n".join(
-            f"      {json.dumps(key)}: {json.dumps(value)}"
-            for key, value in sorted(subject.digest.items())
+            f"      {quote(key)}: {quote(value)}" for key, value in sorted(subject.digest.items())
         )
-        name = json.dumps(subject.name)
+        name = quote(subject.name)
         items.append(f'  {{\n    "digest": {{\n{digest}\n    }},\n    "name": {name}\n  }}')
     return "[\n" + ",\n".join(items) + "\n]"
 

@@ -85,17 +85,17 @@ def hash_paths(
     every = [entry for root in roots for entry in root.entries]
     hashed = hash_entries(every)
 
-    subjects: dict[str, tuple[Subject, bytes]] = {}
+    subjects: list[Subject] = []
+    owner: dict[str, bytes] = {}
 
-    def add(subject: Subject, given: bytes) -> None:
-        previous = subjects.get(subject.name)
-        if previous is not None:
+    def claim(name: str, given: bytes) -> None:
+        previous = owner.setdefault(name, given)
+        if previous is not given:
             raise AttestStepError(
-                f"{shown(given)}: yields the subject name {subject.name!r}, which "
-                f"{shown(previous[1])} yields too; hash the common parent directory instead "
+                f"{shown(given)}: yields the subject name {name!r}, which "
+                f"{shown(previous)} yields too; hash the common parent directory instead "
                 "or --exclude one of them"
             )
-        subjects[subject.name] = (subject, given)
 
     position = 0
     for root in roots:
@@ -103,9 +103,26 @@ def hash_paths(
         root_hashed = hashed[position : position + count]
         position += count
         if root.tree_name is not None:
+            claim(root.tree_name, root.given)
             digest = tree_digest(root.entries, root_hashed)
-            add(Subject(root.tree_name, {"sha256": digest}, dict([FORMAT_ANNOTATION])), root.given)
+            subjects.append(Subject(root.tree_name, {"sha256": digest}, dict([FORMAT_ANNOTATION])))
             continue
-        for entry, item in zip(root.entries, root_hashed, strict=True):
-            add(Subject(entry.name, {"sha256": item.hex}), root.given)
-    return [subjects[name][0] for name in sorted(subjects)]
+        names = [entry.name for entry in root.entries]
+        if len(set(names)) != len(names):  # only percent-encoding can make two names equal
+            seen: set[str] = set()
+            for name in names:
+                if name in seen:
+                    raise AttestStepError(
+                        f"{shown(root.given)}: two files are both named {name!r} once "
+                        "non-UTF-8 bytes are percent-encoded; rename one or --exclude it"
+                    )
+                seen.add(name)
+        if owner or len(roots) > 1:
+            for name in names:
+                claim(name, root.given)
+        subjects.extend(
+            Subject(name, {"sha256": item.hex})
+            for name, item in zip(names, root_hashed, strict=True)
+        )
+    subjects.sort(key=lambda subject: subject.name)
+    return subjects

@@ -19,7 +19,7 @@ from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Manifest, RegistryClient
-from attest_step.oci.tag_layout import read_confirmed
+from attest_step.oci.tag_layout import read_confirmed, settle_time
 from attest_step.oci.types import (
     BUNDLE_CONTENT_ANNOTATION,
     BUNDLE_PREDICATE_ANNOTATION,
@@ -171,7 +171,7 @@ def _add_to_fallback_index(
             return
         client.put_manifest(repository, tag, _index_bytes([*entries, entry]), INDEX_TYPE)
         window = time.monotonic() - started
-        sleep(min(1.0, max(0.05, 4 * window)) * rand.uniform(1.0, 1.5))
+        sleep(settle_time(window, rand))
         if any(
             e.get("digest") == entry["digest"]
             for e in _entries(client.get_manifest(repository, tag))

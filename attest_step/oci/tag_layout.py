@@ -3,7 +3,7 @@ per signature or attestation, appended by read-modify-write.
 
 A registry has no compare-and-swap on tags, so two signers appending at once can lose a
 layer (last PUT wins). ``append_layer`` detects it: after its PUT it waits a settle time
-(several times its own GET->PUT window), re-reads the tag and checks its layer is there;
+(twice its own GET->PUT window, 30-500 ms), re-reads the tag and checks its layer is there;
 if not it merges again and retries with jitter, a bounded number of times.
 """
 
@@ -104,6 +104,18 @@ def _same(a: Descriptor, b: Descriptor) -> bool:
     )
 
 
+SETTLE_MIN = 0.03
+SETTLE_MAX = 0.5
+
+
+def settle_time(window: float, rand: random.Random) -> float:
+    """How long to wait after a PUT before checking it stuck: twice our own GET->PUT
+    window (a concurrent writer's window is about as long), within [30 ms, 500 ms], with
+    jitter so that racing writers do not re-check in lock step."""
+    base: float = min(SETTLE_MAX, max(SETTLE_MIN, 2 * window))
+    return base * rand.uniform(1.0, 1.5)
+
+
 def read_confirmed(
     client: RegistryClient, repository: str, tag: str, sleep: Callable[[float], None]
 ) -> Manifest | None:
@@ -149,7 +161,7 @@ def append_layer(
         data = manifest_bytes(merged, config)
         digest = client.put_manifest(repository, tag, data, MANIFEST_TYPE)
         window = time.monotonic() - started
-        sleep(min(1.0, max(0.05, 4 * window)) * rand.uniform(1.0, 1.5))
+        sleep(settle_time(window, rand))
         check = client.get_manifest(repository, tag)
         if any(_same(d, ours) for d in layers_of(check)):
             assert check is not None

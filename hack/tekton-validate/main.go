@@ -172,6 +172,9 @@ func collect(paths []string) ([]string, error) {
 			if err != nil {
 				return err
 			}
+			if d.IsDir() && path != p && strings.HasPrefix(d.Name(), ".") {
+				return filepath.SkipDir // e.g. catalog/.hub: data, not Tekton resources
+			}
 			ext := filepath.Ext(path)
 			if !d.IsDir() && (ext == ".yaml" || ext == ".yml") {
 				files = append(files, path)
@@ -292,4 +295,3 @@ func check(ctx context.Context, obj resource) (msg string) {
 	}
 	return ""
 }
-

@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attest_step.dirdigest import HEADER, dir_digest, listing
-from attest_step.hashing.file import Hashed
 from attest_step.hashing import hash_paths
+from attest_step.hashing.file import Hashed
 from attest_step.walk import Excludes, walk_tree
 
 

@@ -300,3 +300,11 @@ def test_usable_cpus_respects_quota(tmp_path: Path) -> None:
     write(tmp_path / "cpu.max", b"50000 100000\n")
     assert usable_cpus(tmp_path) == 1
     assert usable_cpus(tmp_path / "none") == len(os.sched_getaffinity(0))
+
+
+def test_percent_encoding_collision_inside_one_root_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path / "d" / "a%FF", b"utf-8 name")
+    with open(os.fsencode(tmp_path) + b"/d/a\xff", "wb") as handle:
+        handle.write(b"latin-1 byte")
+    with pytest.raises(AttestStepError, match="both named 'a%FF'"):
+        hash_paths([tmp_path / "d"])

@@ -139,9 +139,7 @@ class PodRunner:
                         continue
                     raise PodError(f"volume {name!r}: {kind} {ref!r} does not exist")
                 items = src.get("items")
-                pairs = (
-                    [(i["key"], i["path"]) for i in items] if items else [(k, k) for k in data]
-                )
+                pairs = [(i["key"], i["path"]) for i in items] if items else [(k, k) for k in data]
                 for key, rel in pairs:
                     if key not in data:
                         raise PodError(f"volume {name!r}: {kind} {ref!r} has no key {key!r}")
@@ -197,7 +195,10 @@ class PodRunner:
             lines.append(f"mkdir -p {s_path} && mount --bind {shlex.quote(str(src))} {s_path}")
             staged.append((s_path, target, bool(m.get("readOnly"))))
         termination_stage = f"{stage}/termination"
-        lines.append(f"touch {termination_stage} && mount --bind {shlex.quote(str(termination))} {termination_stage}")
+        lines.append(
+            f"touch {termination_stage} && "
+            f"mount --bind {shlex.quote(str(termination))} {termination_stage}"
+        )
         for s_path, target, read_only in staged:
             q = shlex.quote(target)
             lines.append(f"mkdir -p {q}")
@@ -231,7 +232,10 @@ class PodRunner:
 
     def _value_from(self, container: dict[str, Any], item: dict[str, Any]) -> str:
         src = item["valueFrom"]
-        for key, store in (("secretKeyRef", self.cluster.secrets), ("configMapKeyRef", self.cluster.configmaps)):
+        for key, store in (
+            ("secretKeyRef", self.cluster.secrets),
+            ("configMapKeyRef", self.cluster.configmaps),
+        ):
             if key in src:
                 ref = src[key]
                 data = store.get(ref["name"], {})
@@ -291,7 +295,9 @@ class PodRunner:
     def run(self) -> dict[str, Any]:
         """Run every container; return the Pod with ``status`` as the kubelet reports it."""
         spec = self.pod["spec"]
-        if spec.get("sidecars") or [c for c in spec.get("containers", []) if not c["name"].startswith("step-")]:
+        if spec.get("sidecars") or [
+            c for c in spec.get("containers", []) if not c["name"].startswith("step-")
+        ]:
             raise PodError("sidecars are not supported by the local executor")
         ensure_mount_roots()
         self._materialise()

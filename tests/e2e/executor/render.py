@@ -54,7 +54,9 @@ def ensure_built() -> tuple[Path, Path]:
         and _STAMP.read_text().strip() == want
     ):
         return RENDER_BIN, ENTRYPOINT_BIN
-    go = shutil.which("go") or ("/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None)
+    go = shutil.which("go") or (
+        "/usr/local/go/bin/go" if Path("/usr/local/go/bin/go").exists() else None
+    )
     if go is None:
         raise ToolMissing("go is not installed: cannot build hack/tekton-render")
     TOOLS_BIN.mkdir(parents=True, exist_ok=True)
