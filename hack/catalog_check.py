@@ -6,7 +6,7 @@ over HTTP and it rejects StepActions), so this mirrors its rules and adds ours:
 
 layout      catalog/<task|stepaction|pipeline>/<name>/<X.Y>/<name>.yaml, README.md, samples/, tests/
 metadata    app.kubernetes.io/version = directory version; tekton.dev/pipelines.minVersion,
-            categories (from catalog/.hub/config.yaml), tags, displayName, platforms; spec.description
+            categories (catalog/.hub/config.yaml), tags, displayName, platforms; description
 image       every step image is registry/name:tag@sha256:<64 hex> (not :latest); a $(params.X)
             image needs a pinned default; our own image is one single reference everywhere
 script      no $(params...) inside a script (params reach scripts through env or args)
@@ -168,7 +168,9 @@ def check_layout(file: Path, doc: Mapping[str, Any], catalog: Path, report: Repo
             report.add(file, what, f"{sub}/ has no *.yaml")
 
 
-def check_metadata(file: Path, doc: Mapping[str, Any], categories: set[str], report: Report) -> None:
+def check_metadata(
+    file: Path, doc: Mapping[str, Any], categories: set[str], report: Report
+) -> None:
     what = label(doc)
     meta = doc.get("metadata") or {}
     labels = meta.get("labels") or {}
@@ -177,7 +179,9 @@ def check_metadata(file: Path, doc: Mapping[str, Any], categories: set[str], rep
     if labels.get("app.kubernetes.io/version") != version:
         report.add(file, what, f"label app.kubernetes.io/version must be {version!r}")
     if annotations.get("tekton.dev/pipelines.minVersion") != MIN_VERSION:
-        report.add(file, what, f"annotation tekton.dev/pipelines.minVersion must be {MIN_VERSION!r}")
+        report.add(
+            file, what, f"annotation tekton.dev/pipelines.minVersion must be {MIN_VERSION!r}"
+        )
     cats = [c.strip() for c in str(annotations.get("tekton.dev/categories", "")).split(",")]
     if not any(cats):
         report.add(file, what, "annotation tekton.dev/categories is missing")
@@ -305,7 +309,9 @@ def _secret_volumes(volumes: Sequence[Mapping[str, Any]]) -> set[str]:
     return names
 
 
-def check_secrets(file: Path, site: StepSite, stepactions: Mapping[str, Any], report: Report) -> None:
+def check_secrets(
+    file: Path, site: StepSite, stepactions: Mapping[str, Any], report: Report
+) -> None:
     step = site.step
     what = f"{site.owner}: step {step.get('name', '?')}"
     ref_name = str((step.get("ref") or {}).get("name", "")) if "ref" in step else ""
@@ -335,7 +341,9 @@ def check_secrets(file: Path, site: StepSite, stepactions: Mapping[str, Any], re
                 mounted.add(str(mount.get("name")))
     leaked = sorted(mounted & secrets)
     if leaked and not signer:
-        report.add(file, what, f"mounts Secret volume(s) {', '.join(leaked)}; only the attest step may")
+        report.add(
+            file, what, f"mounts Secret volume(s) {', '.join(leaked)}; only the attest step may"
+        )
 
 
 def check_step_template(file: Path, doc: Mapping[str, Any], report: Report) -> None:
@@ -419,7 +427,9 @@ def check(paths: Sequence[Path], root: Path = REPO_ROOT) -> Report:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--root", type=Path, default=REPO_ROOT, help="repository root")
-    parser.add_argument("paths", nargs="*", type=Path, help="files or directories (default: catalog/)")
+    parser.add_argument(
+        "paths", nargs="*", type=Path, help="files or directories (default: catalog/)"
+    )
     args = parser.parse_args(argv)
     root: Path = args.root
     paths: list[Path] = args.paths or [root / "catalog"]
