@@ -52,5 +52,10 @@ wheel: venv ## Build the wheel into dist/
 image: wheel ## Build the step image with docker, podman or buildah
 	hack/build-image.sh
 
+validate-catalog: venv ## Validate catalog/ with Tekton's own code (1.0 LTS and newest) and our catalog checks
+	hack/tekton-validate/run.sh
+	$(PY) hack/catalog_check.py
+	$(PY) hack/catalog_scripts.py --shellcheck
+
 clean: ## Remove build output (keeps .venv and .tools)
 	rm -rf dist build bench.json .pytest_cache .mypy_cache .ruff_cache

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# shellcheck every shell script in the repository, and every script embedded in catalog YAML.
+# Lint (shellcheck) every shell script in the repository, and every script embedded in catalog YAML.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mapfile -t scripts < <(git ls-files --cached --others --exclude-standard '*.sh' .ci/run | sort -u)

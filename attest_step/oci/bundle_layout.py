@@ -19,7 +19,7 @@ from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Manifest, RegistryClient
-from attest_step.oci.tag_layout import read_confirmed, settle_time
+from attest_step.oci.tag_layout import read_confirmed, wait_stable
 from attest_step.oci.types import (
     BUNDLE_CONTENT_ANNOTATION,
     BUNDLE_PREDICATE_ANNOTATION,
@@ -169,13 +169,18 @@ def _add_to_fallback_index(
         entries = _entries(current)
         if any(e.get("digest") == entry["digest"] for e in entries):
             return
-        client.put_manifest(repository, tag, _index_bytes([*entries, entry]), INDEX_TYPE)
-        window = time.monotonic() - started
-        sleep(settle_time(window, rand))
-        if any(
-            e.get("digest") == entry["digest"]
-            for e in _entries(client.get_manifest(repository, tag))
-        ):
+        written = client.put_manifest(repository, tag, _index_bytes([*entries, entry]), INDEX_TYPE)
+        stable = wait_stable(
+            client,
+            repository,
+            tag,
+            written=written,
+            holds=lambda m: any(e.get("digest") == entry["digest"] for e in _entries(m)),
+            window=time.monotonic() - started,
+            rand=rand,
+            sleep=sleep,
+        )
+        if stable is not None:
             return
         sleep(rand.uniform(0.0, min(1.0, 0.05 * attempt)))
     raise RegistryError(

@@ -3,7 +3,8 @@ per signature or attestation, appended by read-modify-write.
 
 A registry has no compare-and-swap on tags, so two signers appending at once can lose a
 layer (last PUT wins). ``append_layer`` detects it: after its PUT it waits a settle time
-(twice its own GET->PUT window, 30-500 ms), re-reads the tag and checks its layer is there;
+(three times its own GET->PUT window, 50-500 ms) and re-reads the tag until it
+has not changed for one such period, re-reads the tag and checks its layer is there;
 if not it merges again and retries with jitter, a bounded number of times.
 """
 
@@ -104,16 +105,48 @@ def _same(a: Descriptor, b: Descriptor) -> bool:
     )
 
 
-SETTLE_MIN = 0.03
+SETTLE_MIN = 0.05
 SETTLE_MAX = 0.5
 
 
 def settle_time(window: float, rand: random.Random) -> float:
-    """How long to wait after a PUT before checking it stuck: twice our own GET->PUT
-    window (a concurrent writer's window is about as long), within [30 ms, 500 ms], with
+    """How long to wait after a PUT before checking it stuck: three times our own GET->PUT
+    window (a concurrent writer's window is about as long), within [50 ms, 500 ms], with
     jitter so that racing writers do not re-check in lock step."""
-    base: float = min(SETTLE_MAX, max(SETTLE_MIN, 2 * window))
+    base: float = min(SETTLE_MAX, max(SETTLE_MIN, 3 * window))
     return base * rand.uniform(1.0, 1.5)
+
+
+STABLE_ROUNDS = 8
+
+
+def wait_stable(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    *,
+    written: str,
+    holds: Callable[[Manifest | None], bool],
+    window: float,
+    rand: random.Random,
+    sleep: Callable[[float], None],
+) -> Manifest | None:
+    """After writing ``written`` at ``tag``: wait until the tag stops changing for one
+    settle period while still satisfying ``holds``; None when it stopped holding (our item
+    was overwritten: merge again). Stability matters because a writer that read the tag
+    before our PUT can still PUT after a single check."""
+    previous = written
+    check: Manifest | None = None
+    for _ in range(STABLE_ROUNDS):
+        sleep(settle_time(window, rand))
+        check = client.get_manifest(repository, tag)
+        if not holds(check):
+            return None
+        assert check is not None
+        if check.digest == previous:
+            return check
+        previous = check.digest  # another writer merged us in; make sure it settles
+    return check
 
 
 def read_confirmed(
@@ -161,11 +194,18 @@ def append_layer(
         data = manifest_bytes(merged, config)
         digest = client.put_manifest(repository, tag, data, MANIFEST_TYPE)
         window = time.monotonic() - started
-        sleep(settle_time(window, rand))
-        check = client.get_manifest(repository, tag)
-        if any(_same(d, ours) for d in layers_of(check)):
-            assert check is not None
-            return AppendResult(check.digest if check else digest, "pushed", attempt)
+        stable = wait_stable(
+            client,
+            repository,
+            tag,
+            written=digest,
+            holds=lambda m: any(_same(d, ours) for d in layers_of(m)),
+            window=window,
+            rand=rand,
+            sleep=sleep,
+        )
+        if stable is not None:
+            return AppendResult(stable.digest, "pushed", attempt)
         # Someone overwrote the tag after our PUT: merge again after a random pause.
         sleep(rand.uniform(0.0, min(1.0, 0.05 * attempt)))
     raise RegistryError(
