@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.e2e.executor import runs_in  # noqa: E402
-from tests.e2e.executor.catalog import executor_for, test_files  # noqa: E402
+from tests.e2e.executor.catalog import executor_for, catalog_test_files  # noqa: E402
 from tests.fixtures.registry import LocalRegistry  # noqa: E402
 
 OUT = REPO / "demo-out"
@@ -62,7 +62,7 @@ def main() -> int:
         logs = OUT / "run.log"
         with logs.open("w") as log:
             ex.log = lambda line: print(line, file=log)
-            outcomes = [ex.run(r) for r in runs_in(test_files(TEST_DIR))]
+            outcomes = [ex.run(r) for r in runs_in(catalog_test_files(TEST_DIR))]
     finally:
         if registry:
             registry.stop()

@@ -163,19 +163,32 @@ def _add_to_fallback_index(
     sleep: Callable[[float], None],
 ) -> None:
     where = f"{client.host}/{repository}:{tag}"
+    seen: dict[str, dict[str, Any]] = {}
+
+    def complete(index: Manifest | None) -> bool:
+        entries = _entries(index)
+        digests = {str(e.get("digest")) for e in entries}
+        for e in entries:
+            seen.setdefault(str(e.get("digest")), e)
+        return entry["digest"] in digests and set(seen) <= digests
+
     for attempt in range(1, RACE_ATTEMPTS + 1):
         started = time.monotonic()
         current = read_confirmed(client, repository, tag, sleep)
-        entries = _entries(current)
-        if any(e.get("digest") == entry["digest"] for e in entries):
+        if complete(current):
             return
-        written = client.put_manifest(repository, tag, _index_bytes([*entries, entry]), INDEX_TYPE)
+        entries = _entries(current)
+        present = {str(e.get("digest")) for e in entries}
+        restored = [e for d, e in seen.items() if d not in present and d != entry["digest"]]
+        mine = [] if entry["digest"] in present else [entry]
+        data = _index_bytes([*entries, *restored, *mine])
+        written = client.put_manifest(repository, tag, data, INDEX_TYPE)
         stable = wait_stable(
             client,
             repository,
             tag,
             written=written,
-            holds=lambda m: any(e.get("digest") == entry["digest"] for e in _entries(m)),
+            holds=complete,
             window=time.monotonic() - started,
             rand=rand,
             sleep=sleep,

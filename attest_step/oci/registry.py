@@ -358,10 +358,6 @@ class RegistryClient:
         return Descriptor("application/octet-stream", digest, len(data))
 
 
-def client_for(host: str, options: RegistryOptions, deadline: Deadline) -> RegistryClient:
-    return RegistryClient(host, options, deadline=deadline)
-
-
 def _short(err: Exception) -> str:
     text = str(err)
     if "Connection refused" in text:

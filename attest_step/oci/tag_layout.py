@@ -152,13 +152,40 @@ def wait_stable(
 def read_confirmed(
     client: RegistryClient, repository: str, tag: str, sleep: Callable[[float], None]
 ) -> Manifest | None:
-    """GET the tag; a 404 is confirmed by a second read, since distribution 2.8 can answer
-    404 while another writer rewrites the tag's link file."""
-    current = client.get_manifest(repository, tag)
-    if current is None:
-        sleep(0.02)
+    """GET the tag; a 404 counts only when the tag list agrees.
+
+    distribution 2.8 rewrites a tag's link file in place, so a GET racing another writer
+    can answer 404 for a tag that exists. The tag list reads directory names, which do not
+    flicker, so it tells a real absence from a misread.
+    """
+    for _ in range(5):
         current = client.get_manifest(repository, tag)
-    return current
+        if current is not None or tag not in client.list_tags(repository):
+            return current
+        sleep(0.02)
+    raise RegistryError(
+        f"{client.host}/{repository}:{tag}: listed but unreadable; retry the push "
+        "(attest-step push --from DIR)"
+    )
+
+
+class _Seen:
+    """Every layer observed at the tag during this operation, in first-seen order.
+
+    Merging the union (not only the latest read) re-adds a layer another racing writer
+    dropped, so a lost update is healed by whoever writes next.
+    """
+
+    def __init__(self) -> None:
+        self.layers: list[Descriptor] = []
+
+    def add(self, layers: list[Descriptor]) -> None:
+        for d in layers:
+            if not any(_same(d, x) for x in self.layers):
+                self.layers.append(d)
+
+    def missing_from(self, layers: list[Descriptor]) -> list[Descriptor]:
+        return [d for d in self.layers if not any(_same(d, x) for x in layers)]
 
 
 def append_layer(
@@ -175,32 +202,39 @@ def append_layer(
     ours = layer.descriptor()
     client.put_blob(repository, layer.data)
     where = f"{client.host}/{repository}:{tag}"
+    seen = _Seen()
+
+    def complete(manifest: Manifest | None) -> bool:
+        layers = layers_of(manifest)
+        seen.add(layers)
+        return any(_same(d, ours) for d in layers) and not seen.missing_from(layers)
+
     for attempt in range(1, RACE_ATTEMPTS + 1):
         started = time.monotonic()
         current = read_confirmed(client, repository, tag, sleep)
-        layers = layers_of(current)
-        if any(_same(d, ours) for d in layers):
+        if complete(current):
             assert current is not None
-            status = "present" if attempt == 1 else "pushed"
-            return AppendResult(current.digest, status, attempt)
-        if len(layers) >= MAX_LAYERS:
+            return AppendResult(current.digest, "present" if attempt == 1 else "pushed", attempt)
+        layers = layers_of(current)
+        merged = [*layers, *(d for d in seen.missing_from(layers) if not _same(d, ours))]
+        if not any(_same(d, ours) for d in merged):
+            merged.append(ours)
+        if len(merged) > MAX_LAYERS:
             raise RegistryError(
-                f"{where}: already has {len(layers)} layers, the most cosign accepts; "
-                "remove old signatures before adding more"
+                f"{where}: would hold {len(merged)} layers, more than cosign accepts "
+                f"({MAX_LAYERS}); remove old signatures before adding more"
             )
-        merged = [*layers, ours]
         config = config_blob([d.digest for d in merged])
         client.put_blob(repository, config)
         data = manifest_bytes(merged, config)
         digest = client.put_manifest(repository, tag, data, MANIFEST_TYPE)
-        window = time.monotonic() - started
         stable = wait_stable(
             client,
             repository,
             tag,
             written=digest,
-            holds=lambda m: any(_same(d, ours) for d in layers_of(m)),
-            window=window,
+            holds=complete,
+            window=time.monotonic() - started,
             rand=rand,
             sleep=sleep,
         )

@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.executor import runs_in
-from tests.e2e.executor.catalog import executor_for, test_dirs, test_files
+from tests.e2e.executor.catalog import catalog_test_dirs, catalog_test_files, executor_for
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
 from tests.fixtures.registry import LocalRegistry
 from tests.fixtures.tools import cosign_v3
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.registry, pytest.mark.slow]
 
-DIRS = [d for d in test_dirs() if runs_in(test_files(d))]
+DIRS = [d for d in catalog_test_dirs() if runs_in(catalog_test_files(d))]
 
 
 @pytest.mark.parametrize(
@@ -54,7 +54,7 @@ def test_catalog_runs(
     )
     ex.cluster.configmaps["signing-public-key"] = {"cosign.pub": (keys / "cosign.pub").read_bytes()}
     failures = []
-    for run in runs_in(test_files(test_dir)):
+    for run in runs_in(catalog_test_files(test_dir)):
         outcome = ex.run(run)
         if not outcome.succeeded:
             tail = "\n".join(f"--- {k}\n{v[-1500:]}" for k, v in outcome.logs.items() if v.strip())

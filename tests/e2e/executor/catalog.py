@@ -24,11 +24,11 @@ def catalog_manifests(catalog: Path = CATALOG) -> list[Path]:
     return sorted(catalog.glob("*/*/*/*.yaml"))
 
 
-def test_dirs(catalog: Path = CATALOG) -> list[Path]:
+def catalog_test_dirs(catalog: Path = CATALOG) -> list[Path]:
     return sorted(p for p in catalog.glob("*/*/*/tests") if p.is_dir())
 
 
-def test_files(test_dir: Path) -> list[Path]:
+def catalog_test_files(test_dir: Path) -> list[Path]:
     return sorted(test_dir.glob("*.yaml"))
 
 
@@ -41,13 +41,13 @@ def executor_for(
     extra_files: list[Path] | None = None,
 ) -> Executor:
     rewrites = {KIND_REGISTRY: registry} if registry else {}
-    files = [*catalog_manifests(catalog), *test_files(test_dir), *(extra_files or [])]
+    files = [*catalog_manifests(catalog), *catalog_test_files(test_dir), *(extra_files or [])]
     return Executor(files, workdir, rewrites=rewrites)
 
 
 def run_test_dir(test_dir: Path, workdir: Path, *, registry: str | None = None) -> list[RunOutcome]:
     ex = executor_for(test_dir, workdir, registry=registry)
-    return [ex.run(obj) for obj in runs_in(test_files(test_dir))]
+    return [ex.run(obj) for obj in runs_in(catalog_test_files(test_dir))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--registry", help=f"host:port that replaces {KIND_REGISTRY}")
     parser.add_argument("--workdir", type=Path, help="keep pods, volumes and logs here")
     args = parser.parse_args(argv)
-    dirs = args.test_dirs or test_dirs()
+    dirs = args.test_dirs or catalog_test_dirs()
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="tekton-local-"))
     failed = 0
     for i, d in enumerate(dirs):
