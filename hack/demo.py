@@ -21,7 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.e2e.executor import runs_in  # noqa: E402
-from tests.e2e.executor.catalog import executor_for, catalog_test_files  # noqa: E402
+from tests.e2e.executor.catalog import catalog_test_files, executor_for  # noqa: E402
 from tests.fixtures.registry import LocalRegistry  # noqa: E402
 
 OUT = REPO / "demo-out"
