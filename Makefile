@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv tools test test-fast lint bench demo image wheel validate-catalog e2e-kind clean
+.PHONY: help venv tools tekton-tools test test-fast lint bench demo image wheel validate-catalog e2e-kind clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -27,7 +27,11 @@ venv: $(STAMP) ## Create .venv and install attest-step with its test dependencie
 tools: ## Install system packages and pinned Go tools (cosign) into .tools/bin
 	hack/install-tools.sh
 
-test: venv tools ## Run every test (unit, integration with a real registry, cosign, namespaces, e2e)
+tekton-tools: venv ## Build the Go helpers on Tekton's own code (validator, renderer, entrypoint)
+	hack/tekton-validate/run.sh --build-only >/dev/null
+	$(PY) -c 'from tests.e2e.executor.render import ensure_built; ensure_built()'
+
+test: venv tools tekton-tools ## Run every test (unit, integration with a real registry, cosign, namespaces, e2e)
 	$(BIN)/pytest -n $(PYTEST_WORKERS) tests
 
 test-fast: venv ## Unit tests only
