@@ -53,8 +53,8 @@ demo: venv tools ## The main job: hermetic pipeline locally, signed, attested an
 wheel: venv ## Build the wheel into dist/
 	$(PY) -m pip wheel --no-deps -w dist .
 
-image: wheel ## Build the step image with docker, podman or buildah
-	hack/build-image.sh
+image: wheel ## Build the step image with docker, podman or buildah (IMAGE=repo:tag to name it)
+	hack/build-image.sh $(IMAGE)
 
 validate-catalog: venv ## Validate catalog/ with Tekton's own code (1.0 LTS and newest) and our catalog checks
 	hack/tekton-validate/run.sh

@@ -16,6 +16,8 @@ log() { printf 'install-tools: %s\n' "$*" >&2; }
 apt_packages=()
 command -v docker-registry >/dev/null 2>&1 || apt_packages+=(docker-registry)
 command -v shellcheck >/dev/null 2>&1 || apt_packages+=(shellcheck)
+command -v skopeo >/dev/null 2>&1 || apt_packages+=(skopeo)
+command -v git >/dev/null 2>&1 || apt_packages+=(git)
 command -v softhsm2-util >/dev/null 2>&1 || apt_packages+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || apt_packages+=(opensc)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)

@@ -215,7 +215,10 @@ def _stored_uri(records: Sequence[dict[str, Any]], output_file: Path | None) -> 
     "network_evidence",
     multiple=True,
     type=_PATH,
-    help="Network evidence file written by 'attest-step run' (repeatable).",
+    help=(
+        "Evidence file from 'attest-step run' (observed) or "
+        "'attest-step probe --evidence-file' (reported); repeatable."
+    ),
 )
 @click.option(
     "--declare-hermetic",

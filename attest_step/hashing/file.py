@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
+from collections.abc import Sequence
 from typing import NamedTuple
 
 from attest_step.errors import AttestStepError
@@ -38,15 +39,30 @@ def changed_error(path: bytes) -> AttestStepError:
     )
 
 
+def _lstat_error(path: bytes, err: OSError) -> AttestStepError:
+    return AttestStepError(
+        f"{shown(path)}: cannot open for hashing ({err.strerror or err}); "
+        "check that it exists and is readable"
+    )
+
+
+def _open_error(path: bytes, err: OSError) -> AttestStepError:
+    return AttestStepError(
+        f"{shown(path)}: cannot open for hashing ({err.strerror or err}); "
+        "check that it exists, is readable and is not a symbolic link"
+    )
+
+
+def _read_error(path: bytes, err: OSError) -> AttestStepError:
+    return AttestStepError(f"{shown(path)}: read failed ({err.strerror or err})")
+
+
 def lstat_file(path: bytes) -> FileStat:
     """``lstat`` of a path that must still be a regular file."""
     try:
         st = os.lstat(path)
     except OSError as err:
-        raise AttestStepError(
-            f"{shown(path)}: cannot open for hashing ({err.strerror or err}); "
-            "check that it exists and is readable"
-        ) from None
+        raise _lstat_error(path, err) from None
     if not stat.S_ISREG(st.st_mode):
         raise changed_error(path)
     return FileStat.of(st)
@@ -62,10 +78,7 @@ def sha256_file(path: bytes, buffer: bytearray, before: FileStat | None = None) 
     try:
         fd = os.open(path, OPEN_FLAGS)
     except OSError as err:
-        raise AttestStepError(
-            f"{shown(path)}: cannot open for hashing ({err.strerror or err}); "
-            "check that it exists, is readable and is not a symbolic link"
-        ) from None
+        raise _open_error(path, err) from None
     try:
         size = before.size
         try:
@@ -81,7 +94,7 @@ def sha256_file(path: bytes, buffer: bytearray, before: FileStat | None = None) 
                 hexdigest = _sha256_large(fd, size, buffer, path)
             after = os.fstat(fd)
         except OSError as err:
-            raise AttestStepError(f"{shown(path)}: read failed ({err.strerror or err})") from None
+            raise _read_error(path, err) from None
         if (
             after.st_ino != before.ino
             or after.st_dev != before.dev
@@ -109,3 +122,97 @@ def _sha256_large(fd: int, size: int, buffer: bytearray, path: bytes) -> str:
     finally:
         view.release()
     return digest.hexdigest()
+
+
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+
+
+def sha256_files(
+    paths: Sequence[bytes], buffer: bytearray
+) -> tuple[list[str], list[int], AttestStepError | None]:
+    """:func:`sha256_file` for each path, in order: (hex digests, modes, first error).
+
+    The same steps, checks and error messages, without a Python call per file, and with
+    ``lstat``/``open`` relative to a descriptor of the file's directory (paths in a batch
+    mostly share one), which spares the kernel walking the whole path twice per file.
+    Stops at the first error; the lists then hold the files before it.
+    """
+    hexes: list[str] = []
+    modes: list[int] = []
+    add_hex = hexes.append
+    add_mode = modes.append
+    lstat = os.lstat
+    open_ = os.open
+    read = os.read
+    fstat = os.fstat
+    close = os.close
+    sha256 = hashlib.sha256
+    is_reg = stat.S_ISREG
+    flags = OPEN_FLAGS
+    small = SMALL_READ
+    current: bytes | None = None
+    dir_fd = -1
+    path = b""
+    try:
+        for path in paths:
+            parent, _, base = path.rpartition(b"/")
+            if parent != current:
+                if dir_fd >= 0:
+                    close(dir_fd)
+                    dir_fd = -1
+                current = parent
+                try:
+                    dir_fd = open_(parent or b"/", _DIR_FLAGS)
+                except OSError:
+                    dir_fd = -1  # let the per-file calls below report it, by full path
+            if dir_fd < 0 or not base:
+                hashed = sha256_file(path, buffer)
+                add_hex(hashed.hex)
+                add_mode(hashed.mode)
+                continue
+            try:
+                before = lstat(base, dir_fd=dir_fd)
+            except OSError as err:
+                raise _lstat_error(path, err) from None
+            mode = before.st_mode
+            if not is_reg(mode):
+                raise changed_error(path)
+            size = before.st_size
+            if size > small:
+                hashed = sha256_file(path, buffer, FileStat.of(before))
+                add_hex(hashed.hex)
+                add_mode(mode)
+                continue
+            try:
+                fd = open_(base, flags, dir_fd=dir_fd)
+            except OSError as err:
+                raise _open_error(path, err) from None
+            try:
+                try:
+                    data = read(fd, size)
+                    while len(data) < size:
+                        more = read(fd, size - len(data))
+                        if not more:
+                            raise changed_error(path)
+                        data += more
+                    after = fstat(fd)
+                except OSError as err:
+                    raise _read_error(path, err) from None
+            finally:
+                close(fd)
+            if (
+                after.st_ino != before.st_ino
+                or after.st_dev != before.st_dev
+                or after.st_size != size
+                or after.st_mtime_ns != before.st_mtime_ns
+                or after.st_ctime_ns != before.st_ctime_ns
+            ):
+                raise changed_error(path)
+            add_hex(sha256(data).hexdigest())
+            add_mode(mode)
+    except AttestStepError as err:
+        return hexes, modes, err
+    finally:
+        if dir_fd >= 0:
+            close(dir_fd)
+    return hexes, modes, None

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from attest_step.errors import AttestStepError
@@ -34,6 +34,9 @@ from attest_step.keys.local import (
     private_key_from_pkcs8,
 )
 from attest_step.keys.signer import Signer, Verifier
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 KMS_PREFIXES = ("gcpkms://", "awskms://", "azurekms://", "hashivault://", "pkcs11:")
 PKCS8_LABEL = "PRIVATE KEY"
@@ -107,6 +110,8 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
     for block in found:
         if block.label != CERT_LABEL:
             continue
+        from cryptography import x509  # noqa: PLC0415 - ~20 ms, only for certificates
+
         try:
             certs.append(x509.load_der_x509_certificate(block.der))
         except ValueError as err:
@@ -314,6 +319,8 @@ def public_key_from_pem(data: bytes, source: str) -> PublicKey:
             elif block.label == "RSA PUBLIC KEY":
                 key = serialization.load_pem_public_key(block.text)
             elif block.label == CERT_LABEL:
+                from cryptography import x509  # noqa: PLC0415 - only for certificates
+
                 key = x509.load_der_x509_certificate(block.der).public_key()
             else:
                 continue

@@ -19,7 +19,12 @@ from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Manifest, RegistryClient
-from attest_step.oci.tag_layout import read_confirmed, wait_stable
+from attest_step.oci.tag_layout import (
+    UNCHANGED_ATTEMPTS,
+    put_if_unchanged,
+    read_confirmed,
+    wait_stable,
+)
 from attest_step.oci.types import (
     BUNDLE_CONTENT_ANNOTATION,
     BUNDLE_PREDICATE_ANNOTATION,
@@ -172,7 +177,11 @@ def _add_to_fallback_index(
             seen.setdefault(str(e.get("digest")), e)
         return entry["digest"] in digests and set(seen) <= digests
 
-    for attempt in range(1, RACE_ATTEMPTS + 1):
+    attempt = 0
+    moved = 0
+    contended = False
+    while attempt < RACE_ATTEMPTS:
+        attempt += 1
         started = time.monotonic()
         current = read_confirmed(client, repository, tag, sleep)
         if complete(current):
@@ -182,16 +191,32 @@ def _add_to_fallback_index(
         restored = [e for d, e in seen.items() if d not in present and d != entry["digest"]]
         mine = [] if entry["digest"] in present else [entry]
         data = _index_bytes([*entries, *restored, *mine])
-        written = client.put_manifest(repository, tag, data, INDEX_TYPE)
+        put = put_if_unchanged(
+            client,
+            repository,
+            tag,
+            read=current,
+            read_started=started,
+            data=data,
+            media_type=INDEX_TYPE,
+        )
+        if put.digest is None:  # another writer's PUT landed since our read: read again
+            contended = True
+            moved += 1
+            if moved < UNCHANGED_ATTEMPTS:
+                attempt -= 1
+            continue
+        contended = contended or attempt > 1 or not put.checked
         stable = wait_stable(
             client,
             repository,
             tag,
-            written=written,
+            written=put.digest,
             holds=complete,
-            window=time.monotonic() - started,
+            window=put.window,
             rand=rand,
             sleep=sleep,
+            contended=contended,
         )
         if stable is not None:
             return

@@ -1,9 +1,13 @@
 """A small registry client on top of the oras SDK: exact bytes, auth, TLS, bounded retries.
 
-oras-py provides the HTTP session, the token-auth handshake and the docker-config parsing;
-this module replaces its ``do_request`` (whose retry decorator sleeps 131 s before giving
-up) with one that sends exact bytes, honours a deadline and never retries on its own: the
-retry policy lives in :mod:`attest_step.oci.retry`, applied per operation.
+oras-py provides the token-auth handshake and the docker-config parsing (``oras.auth``);
+this module sets up the HTTP session the way ``oras.provider.Registry`` does and replaces
+its ``do_request`` (whose retry decorator sleeps 131 s before giving up) with one that
+sends exact bytes, honours a deadline and never retries on its own: the retry policy lives
+in :mod:`attest_step.oci.retry`, applied per operation.
+
+Start-up: ``oras.provider`` is not imported (it pulls in jsonschema and oras' schema and
+layout code, about 30 ms, none of which this client uses); ``oras.auth`` and requests are.
 """
 
 from __future__ import annotations
@@ -12,11 +16,11 @@ import base64
 import json
 import os
 from dataclasses import dataclass
+from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
 from typing import Any
 
 import oras.auth
-import oras.provider
 import requests
 
 from attest_step.errors import RegistryError
@@ -88,10 +92,24 @@ def load_docker_auths(path: Path) -> dict[str, Any]:
     return {"auths": auths, "credHelpers": helpers, "credsStore": doc.get("credsStore")}
 
 
-class _OrasRegistry(oras.provider.Registry):  # type: ignore[misc]
-    """oras' Registry with a do_request that has timeouts and no built-in retry loop."""
+class _OrasRegistry:
+    """The session and auth setup of ``oras.provider.Registry`` (same steps, without
+    importing that module), with a do_request that has timeouts and no retry loop."""
 
     request_timeout: float = 30.0
+
+    def __init__(self, *, hostname: str, insecure: bool, tls_verify: bool | str) -> None:
+        self.hostname = hostname
+        self.prefix = "http" if insecure else "https"
+        self._tls_verify = tls_verify
+        self.session = requests.Session()
+        if not tls_verify:
+            requests.packages.urllib3.disable_warnings()  # type: ignore[attr-defined]
+        # As oras: ignore cookies (some registries take one as a sign of a browser).
+        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
+        self.auth: Any = oras.auth.get_auth_backend(
+            "token", self.session, insecure, tls_verify=tls_verify
+        )
 
     def do_request(  # noqa: PLR0917 (oras' signature)
         self,
@@ -174,6 +192,8 @@ class RegistryClient:
         self._scheme = "http" if self._insecure else "https"
         self._api_host = _API_HOSTS.get(host, host)
         self._oras = _OrasRegistry(hostname=self._api_host, insecure=self._insecure, tls_verify=tls)
+        self._no_referrers_api: set[str] = set()
+        """Repositories for which the registry answered that it has no referrers API."""
         self._load_credentials()
 
     # --- plumbing -------------------------------------------------------------------
@@ -252,6 +272,26 @@ class RegistryClient:
         result: Manifest | None = self._retry(what, op)
         return result
 
+    def manifest_digest(self, repository: str, reference: str) -> str | None:
+        """The digest at a tag (HEAD: no body), None when the registry says 404, ``""``
+        when it does not say (no ``Docker-Content-Digest`` header).
+
+        Only for cheap change detection: a 404 here is not confirmed (see
+        :func:`attest_step.oci.tag_layout.read_confirmed`)."""
+        url = self.url(repository, f"manifests/{reference}")
+        what = f"check {self.host}/{repository}:{reference}"
+
+        def op() -> str | None:
+            resp = self._request("HEAD", url, headers={"Accept": MANIFEST_ACCEPT})
+            if resp.status_code == 404:
+                return None
+            if resp.status_code != 200:
+                raise self._fail(what, resp)
+            return resp.headers.get("Docker-Content-Digest") or ""
+
+        result: str | None = self._retry(what, op)
+        return result
+
     def put_manifest(self, repository: str, reference: str, data: bytes, media_type: str) -> str:
         """PUT exactly ``data`` at a tag or digest; return the digest the registry reports."""
         url = self.url(repository, f"manifests/{reference}")
@@ -294,6 +334,8 @@ class RegistryClient:
 
     def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
         """The referrers API answer (index ``manifests``), or None when the API is absent."""
+        if repository in self._no_referrers_api:  # asked before in this process
+            return None
         url = self.url(repository, f"referrers/{digest}")
         what = f"list referrers of {self.host}/{repository}@{digest}"
 
@@ -308,6 +350,8 @@ class RegistryClient:
             return list(resp.json().get("manifests") or [])
 
         result: list[dict[str, Any]] | None = self._retry(what, op)
+        if result is None:
+            self._no_referrers_api.add(repository)
         return result
 
     # --- blobs ----------------------------------------------------------------------

@@ -21,7 +21,6 @@ from attest_step.oci.options import RegistryOptions
 from attest_step.oci.simplesigning import payload_bytes
 from attest_step.oci.spool import read_item, write_signature, write_signature_bundle
 from attest_step.oci.types import COSIGN_SIGN_PREDICATE
-from attest_step.oci.upload import push_items
 
 
 def sign_statement(image: ImageRef, annotations: dict[str, str]) -> bytes:
@@ -75,5 +74,9 @@ def sign_image(
     registry: RegistryOptions,
 ) -> list[dict[str, Any]]:
     """Sign, spool into ``out_dir``, upload; return the upload records."""
+    # The registry client (requests, oras) is imported here, not at module level:
+    # ``attest-step sign`` imports it in the background while the key is decrypted.
+    from attest_step.oci.upload import push_items  # noqa: PLC0415
+
     records = spool_signature(out_dir, image, signer, annotations)
     return push_items([read_item(r) for r in records], registry)

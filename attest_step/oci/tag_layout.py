@@ -2,10 +2,16 @@
 per signature or attestation, appended by read-modify-write.
 
 A registry has no compare-and-swap on tags, so two signers appending at once can lose a
-layer (last PUT wins). ``append_layer`` detects it: after its PUT it waits a settle time
-(three times its own GET->PUT window, 50-500 ms) and re-reads the tag until it
-has not changed for one such period, re-reads the tag and checks its layer is there;
-if not it merges again and retries with jitter, a bounded number of times.
+layer (last PUT wins). ``append_layer`` narrows and detects it:
+
+* right before its PUT it checks with a HEAD that the tag still has the digest it merged
+  from; if not, another writer is active and it reads and merges again instead of writing,
+  so a writer can only overwrite what it has not seen during its HEAD->PUT gap (one round
+  trip), not during its whole read-modify-write;
+* after its PUT it waits a settle time (three times its own HEAD->PUT gap, at least 20 ms
+  while it has seen no other writer, at least 50 ms once it has; at most 500 ms) and
+  re-reads the tag until it has not changed for one such period, checking its layer is
+  there; if not it merges again and retries with jitter, a bounded number of times.
 """
 
 from __future__ import annotations
@@ -106,18 +112,26 @@ def _same(a: Descriptor, b: Descriptor) -> bool:
 
 
 SETTLE_MIN = 0.05
+"""Settle floor once another writer has been seen during the operation."""
+SETTLE_QUIET_MIN = 0.02
+"""Settle floor while no other writer has been seen (the common, uncontended case)."""
 SETTLE_MAX = 0.5
 
 
-def settle_time(window: float, rand: random.Random) -> float:
-    """How long to wait after a PUT before checking it stuck: three times our own GET->PUT
-    window (a concurrent writer's window is about as long), within [50 ms, 500 ms], with
-    jitter so that racing writers do not re-check in lock step."""
-    base: float = min(SETTLE_MAX, max(SETTLE_MIN, 3 * window))
+def settle_time(window: float, rand: random.Random, *, contended: bool = True) -> float:
+    """How long to wait after a PUT before checking it stuck: three times our own HEAD->PUT
+    gap (a concurrent writer can only overwrite us from within its own such gap, about as
+    long), within [20 ms (no other writer seen) or 50 ms, 500 ms], with jitter so that
+    racing writers do not re-check in lock step."""
+    floor = SETTLE_MIN if contended else SETTLE_QUIET_MIN
+    base: float = min(SETTLE_MAX, max(floor, 3 * window))
     return base * rand.uniform(1.0, 1.5)
 
 
 STABLE_ROUNDS = 8
+UNCHANGED_ATTEMPTS = 64
+"""Reads before a PUT that found the tag changed since the read before; each means another
+writer's PUT went through, so they are bounded separately (and by the deadline)."""
 
 
 def wait_stable(
@@ -130,6 +144,7 @@ def wait_stable(
     window: float,
     rand: random.Random,
     sleep: Callable[[float], None],
+    contended: bool = True,
 ) -> Manifest | None:
     """After writing ``written`` at ``tag``: wait until the tag stops changing for one
     settle period while still satisfying ``holds``; None when it stopped holding (our item
@@ -138,7 +153,7 @@ def wait_stable(
     previous = written
     check: Manifest | None = None
     for _ in range(STABLE_ROUNDS):
-        sleep(settle_time(window, rand))
+        sleep(settle_time(window, rand, contended=contended))
         check = client.get_manifest(repository, tag)
         if not holds(check):
             return None
@@ -146,7 +161,43 @@ def wait_stable(
         if check.digest == previous:
             return check
         previous = check.digest  # another writer merged us in; make sure it settles
+        contended = True
     return check
+
+
+@dataclass(frozen=True)
+class Put:
+    digest: str | None
+    """The digest written; None when the tag moved since the read and nothing was written."""
+    window: float
+    """Seconds in which another writer's PUT could have been overwritten unseen: from the
+    HEAD to the end of the PUT, or from the read when the HEAD could not tell."""
+    checked: bool
+
+
+def put_if_unchanged(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    *,
+    read: Manifest | None,
+    read_started: float,
+    data: bytes,
+    media_type: str,
+) -> Put:
+    """PUT ``data`` at ``tag`` unless a HEAD shows the tag moved since ``read`` was taken.
+
+    Not atomic (registries have no compare-and-swap), but it shrinks the window in which
+    this writer can overwrite another's PUT from its whole read-modify-write to one round
+    trip. A registry that answers the HEAD without a digest is written to unchecked.
+    """
+    started = time.monotonic()
+    now = client.manifest_digest(repository, tag)
+    if now != "" and now != (read.digest if read is not None else None):
+        return Put(None, time.monotonic() - started, checked=True)
+    digest = client.put_manifest(repository, tag, data, media_type)
+    checked = now != ""
+    return Put(digest, time.monotonic() - (started if checked else read_started), checked)
 
 
 def read_confirmed(
@@ -209,7 +260,11 @@ def append_layer(
         seen.add(layers)
         return any(_same(d, ours) for d in layers) and not seen.missing_from(layers)
 
-    for attempt in range(1, RACE_ATTEMPTS + 1):
+    attempt = 0
+    moved = 0
+    contended = False
+    while attempt < RACE_ATTEMPTS:
+        attempt += 1
         started = time.monotonic()
         current = read_confirmed(client, repository, tag, sleep)
         if complete(current):
@@ -227,16 +282,32 @@ def append_layer(
         config = config_blob([d.digest for d in merged])
         client.put_blob(repository, config)
         data = manifest_bytes(merged, config)
-        digest = client.put_manifest(repository, tag, data, MANIFEST_TYPE)
+        put = put_if_unchanged(
+            client,
+            repository,
+            tag,
+            read=current,
+            read_started=started,
+            data=data,
+            media_type=MANIFEST_TYPE,
+        )
+        if put.digest is None:  # another writer's PUT landed since our read: read again
+            contended = True
+            moved += 1
+            if moved < UNCHANGED_ATTEMPTS:
+                attempt -= 1
+            continue
+        contended = contended or attempt > 1 or not put.checked
         stable = wait_stable(
             client,
             repository,
             tag,
-            written=digest,
+            written=put.digest,
             holds=complete,
-            window=time.monotonic() - started,
+            window=put.window,
             rand=rand,
             sleep=sleep,
+            contended=contended,
         )
         if stable is not None:
             return AppendResult(stable.digest, "pushed", attempt)

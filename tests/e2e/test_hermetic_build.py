@@ -1,0 +1,236 @@
+"""The catalog's hermetic-build Task, locally: a build that needs the network must fail.
+
+Local-only (the catalog's own tests/ must all succeed on kind): the TaskRuns are built here,
+against the real catalog (Task, StepAction) and the test key pair in its tests/resources.yaml.
+A TCP server on the host's 127.0.0.1 stands in for anything the build could reach:
+
+- the normal build succeeds and its provenance records the isolation of step ``build``
+  (declared + reported) and the Task's params;
+- a build script that connects to the server fails under ``TEKTON_HERMETIC=1`` and the
+  server sees no connection; the attest step never runs;
+- the same script with ``TEKTON_HERMETIC=0`` reaches the server, and the provenance then
+  says ``hermetic: false`` (the build's own probe contradicts the declaration).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.executor import Executor, RunOutcome
+from tests.e2e.executor.catalog import CATALOG, executor_for
+from tests.e2e.test_executor import built  # noqa: F401  (fixture)
+
+pytestmark = [pytest.mark.e2e, pytest.mark.netns]
+
+TESTS = CATALOG / "task" / "hermetic-build" / "0.1" / "tests"
+ATTEST_STEP = str(Path(sys.executable).parent / "attest-step")
+BUILD = """\
+set -eu
+mkdir -p out
+printf 'built without network\\n' >out/app.txt
+"""
+# Needs the network: connect to the host's server, fail when that is impossible.
+NET_BUILD = """\
+set -eu
+python3 - "$TARGET_PORT" <<'EOF'
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5).close()
+except OSError as err:
+    sys.exit(f"build: cannot reach the download server: {err}")
+print("build: reached the download server")
+EOF
+mkdir -p out
+printf 'built with network\\n' >out/app.txt
+"""
+
+
+class Server:
+    """A TCP server on the host's 127.0.0.1 that counts the connections it accepts."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port: int = self.sock.getsockname()[1]
+        self.connections = 0
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.connections += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
+        self.sock.close()
+        self._thread.join(timeout=5)
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    s = Server()
+    try:
+        yield s
+    finally:
+        s.close()
+
+
+def run_build(tmp_path: Path, script: str, port: int, hermetic: str) -> tuple[RunOutcome, Path]:
+    ex: Executor = executor_for(TESTS, tmp_path / "run")
+    source = ex.cluster.claim_dir("hermetic-source")
+    # The build script comes from the source; the port is written into it.
+    (source / "build.sh").write_text(script.replace("$TARGET_PORT", str(port)))
+    taskrun = {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": {"name": f"hermetic-build-local-{hermetic}"},
+        "spec": {
+            "taskRef": {"name": "hermetic-build"},
+            "serviceAccountName": "attest-step-builder",
+            "params": [
+                {"name": "DEPENDENCIES_FILE", "value": ""},
+                {"name": "TEKTON_HERMETIC", "value": hermetic},
+                {"name": "CHAINS-GIT_URL", "value": "https://example.invalid/app.git"},
+                {"name": "CHAINS-GIT_COMMIT", "value": "0123456789abcdef0123456789abcdef01234567"},
+            ],
+            "workspaces": [
+                {"name": "source", "persistentVolumeClaim": {"claimName": "hermetic-source"}}
+            ],
+        },
+    }
+    return ex.run(taskrun), source
+
+
+def catalog_test_public_key() -> bytes:
+    for doc in yaml.safe_load_all((TESTS / "resources.yaml").read_text()):
+        if doc and doc.get("kind") == "Secret" and doc["metadata"]["name"] == "signing-secrets":
+            return str(doc["stringData"]["cosign.pub"]).encode()
+    raise AssertionError("no Secret signing-secrets in the test resources")
+
+
+def statement_of(source: Path, *, require_hermetic: bool) -> dict[str, Any]:
+    """The statement, after attest-step verified the envelope against the outputs."""
+    pub = source.parent / "cosign.pub"
+    pub.write_bytes(catalog_test_public_key())
+    argv = [
+        ATTEST_STEP,
+        "verify-attestation",
+        "--key",
+        str(pub),
+        "--envelope",
+        ".attest/provenance.dsse.json",
+        "--subject-path",
+        "out",
+        "--output",
+        "json",
+    ]
+    if require_hermetic:
+        argv.append("--require-hermetic")
+    proc = subprocess.run(argv, cwd=source, capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    statement: dict[str, Any] = json.loads(proc.stdout)["statement"]
+    return statement
+
+
+def isolation_record(statement: dict[str, Any], step: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(annotations, decoded content) of byproduct attest-step/network-isolation/<step>."""
+    (byproduct,) = [
+        b
+        for b in statement["predicate"]["runDetails"]["byproducts"]
+        if b["name"] == f"attest-step/network-isolation/{step}"
+    ]
+    content: dict[str, Any] = json.loads(base64.b64decode(byproduct["content"]))
+    return byproduct["annotations"], content
+
+
+def step_exit_codes(outcome: RunOutcome) -> dict[str, Any]:
+    return {
+        s["name"]: s.get("terminated", {}).get("exitCode")
+        for s in outcome.obj["status"].get("steps") or []
+    }
+
+
+def test_hermetic_build_provenance_records_isolation_and_params(
+    built: None,  # noqa: F811
+    tmp_path: Path,
+    server: Server,
+) -> None:
+    outcome, source = run_build(tmp_path, BUILD, server.port, "1")
+    assert outcome.succeeded, outcome.message
+    statement = statement_of(source, require_hermetic=True)
+    annotations, record = isolation_record(statement, "build")
+    assert annotations["hermetic"] is True and annotations["declared"] is True
+    assert annotations["sources"] == ["declared", "reported"]
+    assert record["hermetic"] is True and record["contradictions"] == []
+    claims = {c["source"]: c for c in record["claims"]}
+    assert claims["declared"]["value"] is True
+    assert claims["reported"]["value"] is True and claims["reported"]["by"] == "attest-step probe"
+    (evidence,) = record["evidence"]
+    assert evidence["source"] == "reported"
+    assert evidence["record"]["environment"] == {"TEKTON_HERMETIC": "1"}
+    assert [i["name"] for i in evidence["record"]["views"][0]["interfaces"]] == ["lo"]
+    # The Task's params, through the StepAction's PARAMS, in externalParameters.
+    params = statement["predicate"]["buildDefinition"]["externalParameters"]["params"]
+    assert params["BUILD_SCRIPT"] == "build.sh"
+    assert params["DEPENDENCIES_FILE"] == ""
+    assert params["OUTPUT_PATHS"] == "out"
+    assert params["TEKTON_HERMETIC"] == "1"
+    assert params["CHAINS-GIT_URL"] == "https://example.invalid/app.git"
+    assert "SIGNING_SECRET" in params and "KEY" in params
+    assert server.connections == 0
+
+
+def test_build_that_needs_the_network_fails(
+    built: None,  # noqa: F811
+    tmp_path: Path,
+    server: Server,
+) -> None:
+    outcome, source = run_build(tmp_path, NET_BUILD, server.port, "1")
+    assert not outcome.succeeded
+    assert outcome.reason == "StepFailed"
+    assert '"step-build" exited with code 1' in outcome.message
+    codes = step_exit_codes(outcome)
+    assert codes["prefetch"] == 0
+    assert codes["build"] == 1
+    (log,) = [v for k, v in outcome.logs.items() if k.endswith("-step-build")]
+    assert "cannot reach the download server" in log
+    # Tekton skipped the attest step: nothing was attested.
+    steps = {s["name"]: s for s in outcome.obj["status"]["steps"]}
+    assert steps["attest"]["terminationReason"] == "Skipped", steps["attest"]
+    assert not (source / ".attest" / "provenance.dsse.json").exists()
+    assert server.connections == 0
+
+
+def test_same_build_with_network_is_recorded_as_not_hermetic(
+    built: None,  # noqa: F811
+    tmp_path: Path,
+    server: Server,
+) -> None:
+    """Control: without TEKTON_HERMETIC the script reaches the server (so the failure above
+    is the isolation's doing), and the provenance does not claim a hermetic build."""
+    outcome, source = run_build(tmp_path, NET_BUILD, server.port, "0")
+    assert outcome.succeeded, outcome.message
+    assert server.connections == 1
+    statement = statement_of(source, require_hermetic=False)
+    annotations, record = isolation_record(statement, "build")
+    assert annotations["hermetic"] is False
+    assert record["contradictions"], record
+    params = statement["predicate"]["buildDefinition"]["externalParameters"]["params"]
+    assert params["TEKTON_HERMETIC"] == "0"
