@@ -22,7 +22,8 @@ from pathlib import Path
 from attest_step.dirdigest import FORMAT_ANNOTATION
 from attest_step.dirdigest import dir_digest as tree_digest
 from attest_step.errors import AttestStepError, UsageError
-from attest_step.hashing.engine import hash_entries
+from attest_step.hashing.engine import hash_entries_hex
+from attest_step.hashing.file import Hashed
 from attest_step.model import Subject
 from attest_step.walk import Entry, Excludes, Kind, encode_name, shown, walk_tree
 
@@ -83,7 +84,7 @@ def hash_paths(
     matcher = Excludes(excludes)
     roots = [_plan_root(os.fsencode(path), matcher, dir_digest) for path in paths]
     every = [entry for root in roots for entry in root.entries]
-    hashed = hash_entries(every)
+    hexes, modes = hash_entries_hex(every)
 
     subjects: list[Subject] = []
     owner: dict[str, bytes] = {}
@@ -100,11 +101,12 @@ def hash_paths(
     position = 0
     for root in roots:
         count = len(root.entries)
-        root_hashed = hashed[position : position + count]
+        root_hexes = hexes[position : position + count]
+        root_modes = modes[position : position + count]
         position += count
         if root.tree_name is not None:
             claim(root.tree_name, root.given)
-            digest = tree_digest(root.entries, root_hashed)
+            digest = tree_digest(root.entries, list(map(Hashed, root_hexes, root_modes)))
             subjects.append(Subject(root.tree_name, {"sha256": digest}, dict([FORMAT_ANNOTATION])))
             continue
         names = [entry.name for entry in root.entries]
@@ -121,8 +123,19 @@ def hash_paths(
             for name in names:
                 claim(name, root.given)
         subjects.extend(
-            Subject(name, {"sha256": item.hex})
-            for name, item in zip(names, root_hashed, strict=True)
+            map(Subject, names, [{"sha256": hexdigest} for hexdigest in root_hexes])
         )
-    subjects.sort(key=lambda subject: subject.name)
+    if len(roots) > 1 or not _names_sorted(subjects):
+        subjects.sort(key=_subject_name)
     return subjects
+
+
+def _subject_name(subject: Subject) -> str:
+    return subject.name
+
+
+def _names_sorted(subjects: list[Subject]) -> bool:
+    """One root's subjects come in byte order of their paths, which is also code point
+    order of the names unless percent-encoding reordered some: check rather than assume."""
+    names = [subject.name for subject in subjects]
+    return all(a < b for a, b in zip(names, names[1:], strict=False))

@@ -26,7 +26,13 @@ from collections.abc import Callable, Sequence
 
 from attest_step.errors import AttestStepError
 from attest_step.hashing.cpus import usable_cpus
-from attest_step.hashing.file import BUFFER_SIZE, Hashed, lstat_file, sha256_file
+from attest_step.hashing.file import (
+    BUFFER_SIZE,
+    Hashed,
+    lstat_file,
+    sha256_file,
+    sha256_files,
+)
 from attest_step.walk import Entry, FileStat, Kind
 
 LARGE_FILE = 4 << 20
@@ -36,7 +42,6 @@ FORK_MIN_FILES = 1000
 BATCHES_PER_WORKER = 16
 
 _TICKET = struct.Struct("<I")
-_RECORD = struct.Struct("<32sI")
 _OK = b"O"
 _ERR = b"E"
 _LINK_MODE = stat.S_IFLNK | 0o777
@@ -56,12 +61,29 @@ def hash_entries(
     ``workers`` defaults to the usable CPUs; the thresholds are parameters for tests and the
     benchmark.
     """
+    hexes, modes = hash_entries_hex(
+        entries, workers=workers, large_file=large_file, fork_min_files=fork_min_files
+    )
+    return list(map(Hashed, hexes, modes))
+
+
+def hash_entries_hex(
+    entries: Sequence[Entry],
+    *,
+    workers: int | None = None,
+    large_file: int = LARGE_FILE,
+    fork_min_files: int = FORK_MIN_FILES,
+) -> tuple[list[str], list[int]]:
+    """:func:`hash_entries` as two lists (hex digests, modes): no object per file."""
     cpus = usable_cpus() if workers is None else max(1, workers)
-    results: list[Hashed | None] = [None] * len(entries)
+    count = len(entries)
+    hexes: list[str] = [""] * count
+    modes: list[int] = [0] * count
     files: list[int] = []
     for index, entry in enumerate(entries):
         if entry.kind is Kind.LINK:
-            results[index] = Hashed(hashlib.sha256(entry.link_target).hexdigest(), _LINK_MODE)
+            hexes[index] = hashlib.sha256(entry.link_target).hexdigest()
+            modes[index] = _LINK_MODE
         else:
             files.append(index)
 
@@ -73,15 +95,14 @@ def hash_entries(
         and hasattr(os, "fork")
         and threading.active_count() == 1
     ):
-        _hash_forked(entries, files, results, errors, cpus)
+        _hash_forked(entries, files, hexes, modes, errors, cpus)
     else:
-        _hash_threaded(entries, files, results, errors, cpus=cpus, large_file=large_file)
+        _hash_threaded(entries, files, hexes, modes, errors, cpus=cpus, large_file=large_file)
     if errors:
         raise errors[min(errors)]
-    done = [r for r in results if r is not None]
-    if len(done) != len(entries):  # pragma: no cover - a bug, not a user error
+    if any(not h for h in hexes):  # pragma: no cover - a bug, not a user error
         raise RuntimeError("hashing finished with missing results")
-    return done
+    return hexes, modes
 
 
 # ---- few files: threads for the large ones ----
@@ -90,7 +111,8 @@ def hash_entries(
 def _hash_threaded(
     entries: Sequence[Entry],
     files: list[int],
-    results: list[Hashed | None],
+    hexes: list[str],
+    modes: list[int],
     errors: dict[int, AttestStepError],
     *,
     cpus: int,
@@ -118,7 +140,9 @@ def _hash_threaded(
         buffer = bytearray(BUFFER_SIZE)
         while (index := take()) is not None:
             try:
-                results[index] = sha256_file(entries[index].path, buffer, stats[index])
+                hexes[index], modes[index] = sha256_file(
+                    entries[index].path, buffer, stats[index]
+                )
             except AttestStepError as err:
                 with lock:
                     errors[index] = err
@@ -143,12 +167,14 @@ def _hash_threaded(
 def _hash_forked(
     entries: Sequence[Entry],
     files: list[int],
-    results: list[Hashed | None],
+    hexes: list[str],
+    modes: list[int],
     errors: dict[int, AttestStepError],
     cpus: int,
 ) -> None:
     size = max(1, -(-len(files) // (cpus * BATCHES_PER_WORKER)))
     batches = [files[start : start + size] for start in range(0, len(files), size)]
+    paths = [[entries[index].path for index in batch] for batch in batches]
     tickets_r, tickets_w = os.pipe()
     try:
         payload = b"".join(_TICKET.pack(n) for n in range(len(batches)))
@@ -160,51 +186,58 @@ def _hash_forked(
     children: list[tuple[int, int]] = []
     try:
         for _ in range(cpus - 1):
-            children.append(_fork_worker(entries, batches, tickets_r))
-        done, failure = _work(entries, batches, tickets_r)
-        _store(batches, done, results)
+            children.append(_fork_worker(paths, tickets_r))
+        done, failure = _work(paths, tickets_r)
+        for number, (batch_hexes, batch_modes) in done:
+            _store(batches[number], batch_hexes, batch_modes, hexes, modes)
         if failure is not None:
-            errors[failure[0]] = AttestStepError(failure[1])
+            number, position, err = failure
+            errors[batches[number][position]] = err
     finally:
         os.close(tickets_r)
         for pid, fd in children:
-            _collect_child(pid, fd, batches, results, errors)
+            _collect_child(pid, fd, batches, hexes, modes, errors)
+
+
+_Done = list[tuple[int, tuple[list[str], list[int]]]]
 
 
 def _work(
-    entries: Sequence[Entry], batches: list[list[int]], tickets: int
-) -> tuple[list[tuple[int, list[Hashed]]], tuple[int, str] | None]:
-    """Take tickets until none are left; on an error, drain the tickets so others stop."""
+    paths: list[list[bytes]], tickets: int
+) -> tuple[_Done, tuple[int, int, AttestStepError] | None]:
+    """Take tickets until none are left; on an error, drain the tickets so others stop.
+
+    Returns the finished batches and, for an error, (batch, position in it, error)."""
     buffer = bytearray(BUFFER_SIZE)
-    done: list[tuple[int, list[Hashed]]] = []
+    done: _Done = []
     while len(raw := os.read(tickets, _TICKET.size)) == _TICKET.size:
         number = _TICKET.unpack(raw)[0]
-        out: list[Hashed] = []
-        for index in batches[number]:
-            try:
-                out.append(sha256_file(entries[index].path, buffer))
-            except AttestStepError as err:
-                while os.read(tickets, 4096):
-                    pass
-                return done, (index, str(err))
-        done.append((number, out))
+        batch_hexes, batch_modes, err = sha256_files(paths[number], buffer)
+        if err is not None:
+            while os.read(tickets, 4096):
+                pass
+            return done, (number, len(batch_hexes), err)
+        done.append((number, (batch_hexes, batch_modes)))
     return done, None
 
 
 def _store(
-    batches: list[list[int]],
-    done: list[tuple[int, list[Hashed]]],
-    results: list[Hashed | None],
+    batch: list[int],
+    batch_hexes: list[str],
+    batch_modes: list[int],
+    hexes: list[str],
+    modes: list[int],
 ) -> None:
-    for number, hashed in done:
-        for index, item in zip(batches[number], hashed, strict=True):
-            results[index] = item
+    for index, hexdigest, mode in zip(batch, batch_hexes, batch_modes, strict=True):
+        hexes[index] = hexdigest
+        modes[index] = mode
 
 
-def _fork_worker(
-    entries: Sequence[Entry], batches: list[list[int]], tickets: int
-) -> tuple[int, int]:
-    """Fork a child running :func:`_work`; it writes ``O`` + records or ``E`` + error."""
+def _fork_worker(paths: list[list[bytes]], tickets: int) -> tuple[int, int]:
+    """Fork a child running :func:`_work`; it writes ``O`` + records or ``E`` + error.
+
+    Records, per batch: the ticket, the batch's 64-character hex digests back to back,
+    then its modes as 4-byte integers."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid != 0:
@@ -214,16 +247,19 @@ def _fork_worker(
     try:  # the child: never returns
         os.close(read_fd)
         try:
-            done, failure = _work(entries, batches, tickets)
+            done, failure = _work(paths, tickets)
             parts = [_OK]
-            for number, hashed in done:
+            for number, (batch_hexes, batch_modes) in done:
                 parts.append(_TICKET.pack(number))
-                parts.extend(_RECORD.pack(bytes.fromhex(h.hex), h.mode) for h in hashed)
+                parts.append("".join(batch_hexes).encode("ascii"))
+                parts.append(struct.pack(f"<{len(batch_modes)}I", *batch_modes))
             if failure is not None:
-                parts = [_ERR, f"{failure[0]}\n{failure[1]}".encode("utf-8", "backslashreplace")]
+                number, position, err = failure
+                text = f"{number} {position}\n{err}"
+                parts = [_ERR, text.encode("utf-8", "backslashreplace")]
         except BaseException as err:
             text = f"internal error in a hashing worker: {type(err).__name__}: {err}"
-            parts = [_ERR, f"-1\n{text}".encode("utf-8", "backslashreplace")]
+            parts = [_ERR, f"-1 -1\n{text}".encode("utf-8", "backslashreplace")]
         view = memoryview(b"".join(parts))
         while view:
             view = view[os.write(write_fd, view) :]
@@ -237,7 +273,8 @@ def _collect_child(
     pid: int,
     fd: int,
     batches: list[list[int]],
-    results: list[Hashed | None],
+    hexes: list[str],
+    modes: list[int],
     errors: dict[int, AttestStepError],
 ) -> None:
     chunks: list[bytes] = []
@@ -251,18 +288,23 @@ def _collect_child(
     data = b"".join(chunks)
     if data[:1] == _ERR:
         where, _, message = data[1:].decode("utf-8", "replace").partition("\n")
-        errors[int(where)] = AttestStepError(message)
+        number, position = (int(x) for x in where.split())
+        errors[batches[number][position] if number >= 0 else -1] = AttestStepError(message)
         return
     if data[:1] != _OK:
         errors[-1] = AttestStepError(
             "a hashing worker process died without a result; run again, and report it if it repeats"
         )
         return
-    view = memoryview(data)[1:]
-    while view:
-        number = _TICKET.unpack_from(view)[0]
-        view = view[_TICKET.size :]
-        for index in batches[number]:
-            digest, mode = _RECORD.unpack_from(view)
-            view = view[_RECORD.size :]
-            results[index] = Hashed(digest.hex(), mode)
+    offset = 1
+    while offset < len(data):
+        number = _TICKET.unpack_from(data, offset)[0]
+        offset += _TICKET.size
+        batch = batches[number]
+        count = len(batch)
+        text = data[offset : offset + 64 * count].decode("ascii")
+        offset += 64 * count
+        batch_modes = struct.unpack_from(f"<{count}I", data, offset)
+        offset += 4 * count
+        batch_hexes = [text[i : i + 64] for i in range(0, 64 * count, 64)]
+        _store(batch, batch_hexes, list(batch_modes), hexes, modes)

@@ -16,16 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from tests.fixtures.oci_image import (
-    CONFIG_TYPE,
-    LAYER_TYPE,
-    MANIFEST_TYPE,
-    OciImage,
-    _tar_gz,
-    canonical_json,
-    push_image,
-    sha256_digest,
-)
+from tests.fixtures.oci_image import OciImage, build_image, push_image
 
 IGNORED = {
     "--insecure",
@@ -89,37 +80,13 @@ def build(context: Path, dockerfile: Path) -> OciImage:
                     files[target.lstrip("/")] = f.read_bytes()
         else:
             skipped.append(line)
-    layer, diff_id = _tar_gz(files or {".kaniko-standin": b""})
-    config = canonical_json(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "config": {
-                "Labels": {
-                    "dev.attest-step.local-standin": "kaniko",
-                    "dev.attest-step.standin.base": base,
-                    "dev.attest-step.standin.not-run": json.dumps(skipped),
-                }
-            },
-            "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-        }
-    )
-    manifest = canonical_json(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST_TYPE,
-            "config": {
-                "mediaType": CONFIG_TYPE,
-                "digest": sha256_digest(config),
-                "size": len(config),
-            },
-            "layers": [
-                {"mediaType": LAYER_TYPE, "digest": sha256_digest(layer), "size": len(layer)}
-            ],
-        }
-    )
-    return OciImage(
-        manifest=manifest, blobs={sha256_digest(config): config, sha256_digest(layer): layer}
+    return build_image(
+        files or {".kaniko-standin": b""},
+        labels={
+            "dev.attest-step.local-standin": "kaniko",
+            "dev.attest-step.standin.base": base,
+            "dev.attest-step.standin.not-run": json.dumps(skipped),
+        },
     )
 
 
