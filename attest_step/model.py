@@ -45,7 +45,9 @@ class Subject:
         return hash(self._fields())
 
     def __repr__(self) -> str:
-        return f"Subject(name={self.name!r}, digest={self.digest!r}, annotations={self.annotations!r})"
+        return (
+            f"Subject(name={self.name!r}, digest={self.digest!r}, annotations={self.annotations!r})"
+        )
 
     def __reduce__(self) -> tuple[type[Subject], tuple[str, dict[str, str], dict[str, str]]]:
         return (Subject, self._fields())

@@ -229,6 +229,7 @@ def walk_tree(root: bytes, excludes: Excludes, *, keep_links: bool = False) -> l
     """
     entries: list[Entry] = []
     append = entries.append
+    new = tuple.__new__  # Entry(...) without its Python-level __new__: one per file
     file_kind = Kind.FILE
     has_excludes = bool(excludes)
     stack: list[bytes] = [b""]
@@ -255,7 +256,7 @@ def walk_tree(root: bytes, excludes: Excludes, *, keep_links: bool = False) -> l
                 continue
             try:
                 if child.is_file(follow_symlinks=False):
-                    append(Entry(rel, name, child.path, file_kind))
+                    append(new(Entry, (rel, name, child.path, file_kind, b"")))
                 elif child.is_dir(follow_symlinks=False):
                     subdirs.append(rel)
                 elif child.is_symlink():

@@ -170,7 +170,15 @@ def run(quick: bool = False) -> dict[str, Any]:
         for step in ("sign", "verify")
         for layout in ("tag", "bundle")
     }
-    return {"rounds": rounds, "median_seconds": medians, "ratios": ratios, "targets": targets}
+    return {
+        "rounds": rounds,
+        "median_seconds": medians,
+        "all_seconds": {
+            name: [round(v, 3) for v in values] for name, values in sorted(times.items())
+        },
+        "ratios": ratios,
+        "targets": targets,
+    }
 
 
 if __name__ == "__main__":

@@ -77,8 +77,9 @@ PRELOAD: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
             "attest_step.imageref",
             "attest_step.keys.load",
             "attest_step.oci.sign",
+            "cryptography.hazmat.primitives.kdf.scrypt",
         ),
-        ("attest_step.oci.upload",),
+        ("attest_step.keys.local", "attest_step.oci.upload"),
     ),
 }
 
@@ -88,7 +89,7 @@ def _import_quietly(names: tuple[str, ...]) -> None:
     for name in names:
         try:
             importlib.import_module(name)
-        except Exception:  # noqa: BLE001, S112 - reported by the real import later
+        except Exception:  # reported by the real import later
             return
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import operator
 import os
 import stat
 import struct
@@ -45,6 +46,8 @@ _TICKET = struct.Struct("<I")
 _OK = b"O"
 _ERR = b"E"
 _LINK_MODE = stat.S_IFLNK | 0o777
+_KIND = operator.attrgetter("kind")
+_PATH = operator.attrgetter("path")
 
 
 def hash_entries(
@@ -80,12 +83,15 @@ def hash_entries_hex(
     hexes: list[str] = [""] * count
     modes: list[int] = [0] * count
     files: list[int] = []
-    for index, entry in enumerate(entries):
-        if entry.kind is Kind.LINK:
-            hexes[index] = hashlib.sha256(entry.link_target).hexdigest()
-            modes[index] = _LINK_MODE
-        else:
-            files.append(index)
+    if Kind.LINK not in map(_KIND, entries):  # the usual case: no per-entry Python loop
+        files = list(range(count))
+    else:
+        for index, entry in enumerate(entries):
+            if entry.kind is Kind.LINK:
+                hexes[index] = hashlib.sha256(entry.link_target).hexdigest()
+                modes[index] = _LINK_MODE
+            else:
+                files.append(index)
 
     errors: dict[int, AttestStepError] = {}
     # Forking is safe only while this process has a single thread.
@@ -140,9 +146,7 @@ def _hash_threaded(
         buffer = bytearray(BUFFER_SIZE)
         while (index := take()) is not None:
             try:
-                hexes[index], modes[index] = sha256_file(
-                    entries[index].path, buffer, stats[index]
-                )
+                hexes[index], modes[index] = sha256_file(entries[index].path, buffer, stats[index])
             except AttestStepError as err:
                 with lock:
                     errors[index] = err
@@ -164,7 +168,7 @@ def _hash_threaded(
 # ---- many files: forked workers pulling batches ----
 
 
-def _hash_forked(
+def _hash_forked(  # noqa: PLR0917
     entries: Sequence[Entry],
     files: list[int],
     hexes: list[str],
@@ -174,7 +178,11 @@ def _hash_forked(
 ) -> None:
     size = max(1, -(-len(files) // (cpus * BATCHES_PER_WORKER)))
     batches = [files[start : start + size] for start in range(0, len(files), size)]
-    paths = [[entries[index].path for index in batch] for batch in batches]
+    if len(files) == len(entries):  # every entry is a file: slice, no per-entry loop
+        every = list(map(_PATH, entries))
+        paths = [every[start : start + size] for start in range(0, len(files), size)]
+    else:
+        paths = [[entries[index].path for index in batch] for batch in batches]
     tickets_r, tickets_w = os.pipe()
     try:
         payload = b"".join(_TICKET.pack(n) for n in range(len(batches)))
@@ -269,7 +277,7 @@ def _fork_worker(paths: list[list[bytes]], tickets: int) -> tuple[int, int]:
         os._exit(status)
 
 
-def _collect_child(
+def _collect_child(  # noqa: PLR0917
     pid: int,
     fd: int,
     batches: list[list[int]],

@@ -155,14 +155,16 @@ def sha256_files(
     path = b""
     try:
         for path in paths:
-            parent, _, base = path.rpartition(b"/")
+            parent, slash, base = path.rpartition(b"/")
+            if not parent:
+                parent = b"/" if slash else b"."
             if parent != current:
                 if dir_fd >= 0:
                     close(dir_fd)
                     dir_fd = -1
                 current = parent
                 try:
-                    dir_fd = open_(parent or b"/", _DIR_FLAGS)
+                    dir_fd = open_(parent, _DIR_FLAGS)
                 except OSError:
                     dir_fd = -1  # let the per-file calls below report it, by full path
             if dir_fd < 0 or not base:

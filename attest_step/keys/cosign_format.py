@@ -22,7 +22,6 @@ from typing import Any
 
 import nacl.exceptions
 import nacl.secret
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from attest_step.keys import pem
 
@@ -115,6 +114,9 @@ def parse(data: bytes) -> EncryptedKey:
 
 
 def _derive(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
+    # Imported here: the rest of cryptography need not be loaded before scrypt starts.
+    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt  # noqa: PLC0415
+
     return Scrypt(salt=salt, length=KEY_SIZE, n=n, r=r, p=p).derive(password)
 
 

@@ -19,24 +19,18 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from cryptography.hazmat.primitives import serialization
-
 from attest_step.errors import AttestStepError
 from attest_step.keys import cosign_format, der, password, pem, secret_dir
-from attest_step.keys.local import (
-    SUPPORTED,
-    LocalSigner,
-    PrivateKey,
-    PublicKey,
-    PublicKeyVerifier,
-    UnsupportedKeyError,
-    check_public,
-    private_key_from_pkcs8,
-)
 from attest_step.keys.signer import Signer, Verifier
 
 if TYPE_CHECKING:
     from cryptography import x509
+
+    from attest_step.keys.local import LocalSigner, PrivateKey, PublicKey
+
+# Start-up: cryptography's key classes (attest_step.keys.local, ~20 ms of imports) are
+# imported where a key is built, not here, so that ``attest-step sign`` reaches the scrypt
+# of a cosign key first and imports them while scrypt runs (see attest_step.cli.main).
 
 KMS_PREFIXES = ("gcpkms://", "awskms://", "azurekms://", "hashivault://", "pkcs11:")
 PKCS8_LABEL = "PRIVATE KEY"
@@ -122,12 +116,16 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
 
 
 def _chain_pems(certs: list[x509.Certificate]) -> list[bytes]:
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - start-up
+
     return [c.public_bytes(serialization.Encoding.PEM) for c in certs]
 
 
 def _check_leaf(key: PrivateKey, certs: list[x509.Certificate], source: str) -> None:
     if not certs:
         return
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - start-up
+
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     mine = key.public_key().public_bytes(serialization.Encoding.DER, spki)
     leaf = certs[0].public_key().public_bytes(serialization.Encoding.DER, spki)
@@ -142,6 +140,12 @@ def _check_leaf(key: PrivateKey, certs: list[x509.Certificate], source: str) -> 
 
 
 def _decrypt_cosign(data: bytes, path: Path, pw: password.Password) -> PrivateKey:
+    from attest_step.keys.local import (  # noqa: PLC0415 - start-up
+        SUPPORTED,
+        UnsupportedKeyError,
+        private_key_from_pkcs8,
+    )
+
     try:
         encrypted = cosign_format.parse(data)
     except (cosign_format.EncryptedKeyFormatError, pem.PemError) as err:
@@ -180,6 +184,12 @@ def _private_from_blocks(
         if pw is None:  # resolved lazily so plain keys never need a password
             raise AssertionError("password must be resolved for encrypted keys")
         return _decrypt_cosign(data, path, pw), True
+    from attest_step.keys.local import (  # noqa: PLC0415 - start-up
+        SUPPORTED,
+        UnsupportedKeyError,
+        private_key_from_pkcs8,
+    )
+
     plain = [b for b in blocks if b.label == PKCS8_LABEL]
     if len(plain) > 1:
         raise AttestStepError(f"key file {path} holds more than one private key; keep one")
@@ -231,6 +241,8 @@ def _signer_from_file(
             )
         source = str(chain_path)
     _check_leaf(key, certs, source)
+    from attest_step.keys.local import LocalSigner  # noqa: PLC0415 - start-up
+
     return LocalSigner(key, _chain_pems(certs))
 
 
@@ -311,6 +323,10 @@ def needs_password(key_ref: str) -> bool:
 
 def public_key_from_pem(data: bytes, source: str) -> PublicKey:
     """The key of the first PUBLIC KEY / RSA PUBLIC KEY / CERTIFICATE block in ``data``."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - start-up
+
+    from attest_step.keys.local import SUPPORTED, UnsupportedKeyError, check_public  # noqa: PLC0415
+
     blocks = _blocks(data, Path(source), "public key")
     for block in blocks:
         try:
@@ -358,4 +374,6 @@ def load_verifier(key_ref: str) -> Verifier:
             )
         path = chosen
     data = _read(path, "public key")
+    from attest_step.keys.local import PublicKeyVerifier  # noqa: PLC0415 - start-up
+
     return PublicKeyVerifier(public_key_from_pem(data, str(path)))

@@ -10,6 +10,7 @@ detection as the tag layout.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 import time
@@ -126,11 +127,21 @@ def push_referrer(
 ) -> ReferrerResult:
     """Attach ``bundle`` to ``subject``; idempotent (a referrer with the same bundle is kept)."""
     bundle_digest = sha256_digest(bundle)
-    for existing in list_referrers(client, repository, subject.digest):
-        if _is_bundle(existing) and _bundle_digest(client, repository, existing) == bundle_digest:
-            return ReferrerResult(existing.digest, "present", None)
-    client.put_blob(repository, EMPTY_JSON)
-    client.put_blob(repository, bundle)
+    # The bundle blob is uploaded while the existing referrers are listed (an upload of a
+    # blob the registry has is a HEAD; the blob is harmless if the bundle is attached).
+    upload = client.put_blob_background(repository, bundle)
+    try:
+        for existing in list_referrers(client, repository, subject.digest):
+            if (
+                _is_bundle(existing)
+                and _bundle_digest(client, repository, existing) == bundle_digest
+            ):
+                return ReferrerResult(existing.digest, "present", None)
+        client.put_blob(repository, EMPTY_JSON)
+        upload.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            upload.wait()  # joined on every path; its error, if any, was raised already
     data = referrer_manifest(bundle, subject, predicate_type, created)
     digest = client.put_manifest(repository, sha256_digest(data), data, MANIFEST_TYPE)
     if client.referrers(repository, subject.digest) is not None:

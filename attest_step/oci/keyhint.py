@@ -5,13 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from cryptography.hazmat.primitives import serialization
-
 from attest_step.errors import AttestStepError
 
 
 def public_key_hint(public_key_pem: bytes) -> str:
     """cosign's hint: standard base64 of sha256(SubjectPublicKeyInfo DER)."""
+    # Imported here so that importing the spool (``attest-step sign`` before it decrypts
+    # the key) does not load cryptography's serialization modules.
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
+
     try:
         key = serialization.load_pem_public_key(public_key_pem)
     except ValueError as err:

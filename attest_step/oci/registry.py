@@ -15,6 +15,8 @@ from __future__ import annotations
 import base64
 import json
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
@@ -373,6 +375,10 @@ class RegistryClient:
         result: bytes = self._retry(what, op)
         return result
 
+    def put_blob_background(self, repository: str, data: bytes) -> Background:
+        """:meth:`put_blob` on another thread; call ``wait()`` before relying on the blob."""
+        return Background(lambda: self.put_blob(repository, data))
+
     def put_blob(self, repository: str, data: bytes) -> Descriptor:
         """Upload ``data`` (monolithic POST + PUT) unless the registry has it already."""
         digest = sha256_digest(data)
@@ -400,6 +406,29 @@ class RegistryClient:
 
         self._retry(what, op)
         return Descriptor("application/octet-stream", digest, len(data))
+
+
+class Background:
+    """One registry call running on its own thread (its own pooled connection), so that
+    independent round trips overlap; :meth:`wait` joins it and re-raises its error."""
+
+    def __init__(self, call: Callable[[], object]) -> None:
+        self._error: BaseException | None = None
+        self._call = call
+        self._thread = threading.Thread(target=self._run, name="attest-step-upload", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._call()
+        except BaseException as err:  # re-raised by wait()
+            self._error = err
+
+    def wait(self) -> None:
+        self._thread.join()
+        error, self._error = self._error, None
+        if error is not None:
+            raise error
 
 
 def _short(err: Exception) -> str:

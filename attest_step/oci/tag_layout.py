@@ -16,6 +16,7 @@ layer (last PUT wins). ``append_layer`` narrows and detects it:
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 from collections.abc import Callable
@@ -23,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attest_step.errors import RegistryError
-from attest_step.oci.registry import Manifest, RegistryClient
+from attest_step.oci.registry import Background, Manifest, RegistryClient
 from attest_step.oci.types import (
     CONFIG_TYPE,
     MANIFEST_TYPE,
@@ -193,7 +194,7 @@ def put_if_unchanged(
     """
     started = time.monotonic()
     now = client.manifest_digest(repository, tag)
-    if now != "" and now != (read.digest if read is not None else None):
+    if now not in ("", read.digest if read is not None else None):
         return Put(None, time.monotonic() - started, checked=True)
     digest = client.put_manifest(repository, tag, data, media_type)
     checked = now != ""
@@ -251,7 +252,24 @@ def append_layer(
     """Add ``layer`` to the manifest at ``tag`` without dropping anyone else's layer."""
     rand = rng or random.SystemRandom()
     ours = layer.descriptor()
-    client.put_blob(repository, layer.data)
+    # The layer blob is uploaded while the tag is read and the config uploaded.
+    upload = client.put_blob_background(repository, layer.data)
+    try:
+        return _append(client, repository, tag, ours, upload, rand, sleep)
+    finally:
+        with contextlib.suppress(Exception):
+            upload.wait()  # joined on every path; its error, if any, was raised already
+
+
+def _append(  # noqa: PLR0917
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    ours: Descriptor,
+    upload: Background,
+    rand: random.Random,
+    sleep: Callable[[float], None],
+) -> AppendResult:
     where = f"{client.host}/{repository}:{tag}"
     seen = _Seen()
 
@@ -281,6 +299,7 @@ def append_layer(
             )
         config = config_blob([d.digest for d in merged])
         client.put_blob(repository, config)
+        upload.wait()
         data = manifest_bytes(merged, config)
         put = put_if_unchanged(
             client,
