@@ -15,6 +15,7 @@ import pytest
 
 from tests.e2e.executor import Executor, RenderError, ToolMissing, ensure_built
 from tests.fixtures.registry import LocalRegistry
+from tests.fixtures.tools import REPO_ROOT
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -168,3 +169,44 @@ def test_tekton_validation_refuses(built: None, tmp_path: Path) -> None:
 def test_missing_param_refused(built: None, tmp_path: Path) -> None:
     with pytest.raises(RenderError, match="value"):
         Executor([FIXTURES / "pipeline.yaml"], tmp_path).run(_taskrun("fixture-produce"))
+
+
+def test_volume_over_an_ancestor_of_the_checkout_keeps_tools_visible(
+    built: None, tmp_path: Path
+) -> None:
+    """An emptyDir mounted over a directory holding the checkout (e.g. /tmp in CI) must not
+    hide the venv's attest-step or the Tekton binaries from the step."""
+    ancestor = str(REPO_ROOT.parent)
+    ex = Executor([], tmp_path)
+    outcome = ex.run(
+        {
+            "apiVersion": "tekton.dev/v1",
+            "kind": "TaskRun",
+            "metadata": {"name": "shadowed-checkout"},
+            "spec": {
+                "taskSpec": {
+                    "results": [{"name": "version"}],
+                    "volumes": [{"name": "scratch", "emptyDir": {}}],
+                    "steps": [
+                        {
+                            "name": "tool",
+                            "image": "registry.local:5000/tools:1@sha256:" + "0" * 64,
+                            "volumeMounts": [{"name": "scratch", "mountPath": ancestor}],
+                            "script": (
+                                "#!/bin/sh\nset -e\n"
+                                'test -z "$(ls -A '
+                                + ancestor
+                                + ' | grep -v "^'
+                                + REPO_ROOT.name
+                                + '$")"\n'
+                                "attest-step --version | tr -d '\\n' "
+                                "> $(results.version.path)\n"
+                            ),
+                        }
+                    ],
+                }
+            },
+        }
+    )
+    assert outcome.succeeded, outcome.message
+    assert outcome.result("version").startswith("attest-step, version ")

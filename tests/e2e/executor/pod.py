@@ -87,6 +87,24 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _is_within(path: str, ancestor: str) -> bool:
+    """True when ``path`` is ``ancestor`` or below it."""
+    ancestor = ancestor.rstrip("/") or "/"
+    return path == ancestor or path.startswith(ancestor.rstrip("/") + "/")
+
+
+def _host_dirs_to_keep() -> list[str]:
+    """The repository (venv, .tools) and the Python installation the steps run with."""
+    dirs = {
+        str(REPO_ROOT),
+        str(Path(sys.prefix).resolve()),
+        str(Path(sys.base_prefix).resolve()),
+        str(Path(sys.executable).resolve().parent),
+    }
+    # Outer directories first, so an inner one is bound after (on top of) its parent.
+    return sorted(dirs, key=lambda d: (d.count("/"), d))
+
+
 def ensure_mount_roots() -> None:
     """Empty directories ``/tekton`` and ``/workspace`` serve as mount points (host-wide)."""
     for root in TMPFS_ROOTS:
@@ -194,6 +212,16 @@ class PodRunner:
             s_path = f"{stage}/{i}"
             lines.append(f"mkdir -p {s_path} && mount --bind {shlex.quote(str(src))} {s_path}")
             staged.append((s_path, target, bool(m.get("readOnly"))))
+        # Host directories the step needs (the repository with its venv and .tools, the
+        # Python installation) stay visible even when a volume is mounted over one of their
+        # ancestors, e.g. an emptyDir on /tmp while the checkout lives under /tmp.
+        targets = [t for _, t, _ in staged]
+        kept: list[tuple[str, str]] = []
+        for j, host_dir in enumerate(_host_dirs_to_keep()):
+            if any(_is_within(host_dir, t) for t in targets):
+                k_path = f"{stage}/keep{j}"
+                lines.append(f"mkdir -p {k_path} && mount --bind {shlex.quote(host_dir)} {k_path}")
+                kept.append((k_path, host_dir))
         termination_stage = f"{stage}/termination"
         lines.append(
             f"touch {termination_stage} && "
@@ -205,6 +233,9 @@ class PodRunner:
             lines.append(f"mount --bind {s_path} {q}")
             if read_only:
                 lines.append(f"mount -o remount,bind,ro {q}")
+        for k_path, host_dir in kept:
+            q = shlex.quote(host_dir)
+            lines.append(f"mkdir -p {q} && mount --bind {k_path} {q} && umount -l {k_path}")
         term_path = container.get("terminationMessagePath") or "/dev/termination-log"
         qt = shlex.quote(term_path)
         lines.append(f"mkdir -p $(dirname {qt}) && touch {qt}")
