@@ -5,17 +5,21 @@ Imports only the hashing modules (no crypto, no registry client): start-up stays
 
 from __future__ import annotations
 
-import json
-from collections.abc import Sequence
-from json.encoder import encode_basestring_ascii as quote
+import atexit
+import os
+import sys
+import threading
 from pathlib import Path
 
 import click
 
 from attest_step.cli.common import output_option
-from attest_step.hashing import hash_paths
+from attest_step.hashing import hash_paths, hash_paths_json
+from attest_step.hashing.jsontext import subjects_json
 from attest_step.model import Subject
 from attest_step.subjects import image_subjects
+
+__all__ = ["hash_command", "subjects_json", "text_line"]
 
 
 def text_line(subject: Subject) -> str:
@@ -27,29 +31,6 @@ def text_line(subject: Subject) -> str:
         escaped = name.replace("\\", "\\\\").replace("\n", "\\n").replace("\r", "\\r")
         return f"\\sha256:{digest}  {escaped}"
     return f"sha256:{digest}  {name}"
-
-
-def subjects_json(subjects: Sequence[Subject]) -> str:
-    """Same text as ``json.dumps([...], indent=2, sort_keys=True)`` without its slow
-    pure-Python indenting encoder (thousands of subjects)."""
-    if not subjects:
-        return "[]"
-    items: list[str] = []
-    for subject in subjects:
-        if subject.annotations:
-            items.append(
-                "\n".join(
-                    "  " + line
-                    for line in json.dumps(subject.to_dict(), indent=2, sort_keys=True).split("\n")
-                )
-            )
-            continue
-        digest = ",\n".join(
-            f"      {quote(key)}: {quote(value)}" for key, value in sorted(subject.digest.items())
-        )
-        name = quote(subject.name)
-        items.append(f'  {{\n    "digest": {{\n{digest}\n    }},\n    "name": {name}\n  }}')
-    return "[\n" + ",\n".join(items) + "\n]"
 
 
 @click.command("hash")
@@ -91,6 +72,10 @@ def hash_command(
     """
     if not paths and not images:
         raise click.UsageError("give at least one PATH or --image REF@sha256:HEX")
+    if output == "json" and not images:
+        write_stdout(hash_paths_json(paths, excludes=excludes, dir_digest=dir_digest) + b"\n")
+        _exit_now()
+        return
     subjects = hash_paths(paths, excludes=excludes, dir_digest=dir_digest) if paths else []
     if images:
         subjects = sorted(
@@ -102,3 +87,45 @@ def hash_command(
     else:
         for subject in subjects:
             click.echo(text_line(subject))
+    _exit_now()
+
+
+def write_stdout(data: bytes) -> None:
+    """What ``click.echo(data.decode(), nl=False)`` writes, for ASCII ``data``: with one
+    ``os.write`` loop on the descriptor when there is one (megabytes of JSON)."""
+    stream = sys.stdout
+    try:
+        fd = stream.fileno()
+    except (AttributeError, OSError, ValueError):  # captured output (tests, CliRunner)
+        click.echo(data.decode("ascii"), nl=False)
+        return
+    stream.flush()
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _exit_now() -> None:
+    """End the process with status 0 now, skipping interpreter teardown, when that is safe.
+
+    Freeing tens of thousands of entries, names and digests one by one, then every module,
+    costs ~10 ms after the output is complete; the kernel reclaims it all at once. Safe
+    only when nothing is left for teardown to do: the process was started as attest-step
+    itself (console script or ``python -m attest_step``, never in-process callers such as
+    tests or CliRunner), no ``atexit`` handler is registered, no other thread runs, and
+    standard output and error are flushed (a flush error is raised as usual, before this).
+    The status is click's for a verb that returns: 0.
+    """
+    main_module = sys.modules.get("__main__")
+    entry = sys.modules.get("attest_step.cli.main")
+    if (
+        entry is None
+        or main_module is None
+        or getattr(main_module, "main", None) is not getattr(entry, "main", object())
+        or atexit._ncallbacks() != 0  # noqa: SLF001 - CPython's count of atexit handlers
+        or threading.active_count() != 1
+    ):
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -25,12 +25,13 @@ from pathlib import Path
 from attest_step.dirdigest import FORMAT_ANNOTATION
 from attest_step.dirdigest import dir_digest as tree_digest
 from attest_step.errors import AttestStepError, UsageError
-from attest_step.hashing.engine import hash_entries_hex
+from attest_step.hashing.engine import hash_entries_hex, hash_files_json
 from attest_step.hashing.file import Hashed
+from attest_step.hashing.jsontext import subjects_json
 from attest_step.model import Subject
 from attest_step.walk import Entry, Excludes, Kind, encode_name, shown, walk_tree
 
-__all__ = ["hash_paths"]
+__all__ = ["hash_paths", "hash_paths_json"]
 
 _ENTRY_NAME = operator.attrgetter("name")
 
@@ -97,9 +98,41 @@ def hash_paths(
             gc.enable()
 
 
+def hash_paths_json(
+    paths: Sequence[Path], *, excludes: Sequence[str] = (), dir_digest: bool = False
+) -> bytes:
+    """``json.dumps([s.to_dict() for s in hash_paths(...)], indent=2, sort_keys=True)``
+    encoded (ASCII), byte for byte, with the same checks and errors.
+
+    The path of ``attest-step hash --output json``: for one directory whose names come in
+    order (the usual case), no Subject is built and the hashing workers render the JSON
+    text of their own batches; anything else goes through :func:`hash_paths`.
+    """
+    if not paths:
+        raise UsageError("PATH: nothing to hash; give at least one file or directory")
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        matcher = Excludes(excludes)
+        roots = [_plan_root(os.fsencode(path), matcher, dir_digest) for path in paths]
+        if len(roots) == 1 and roots[0].tree_name is None:
+            entries = roots[0].entries
+            names = list(map(_ENTRY_NAME, entries))
+            if _increasing(names):  # sorted, no duplicates: nothing left to check
+                items = hash_files_json(entries, names)
+                return b"[\n" + items + b"\n]" if items else b"[]"
+        return subjects_json(_subjects(roots)).encode("ascii")
+    finally:
+        if collecting:
+            gc.enable()
+
+
 def _hash_paths(paths: Sequence[Path], excludes: Sequence[str], dir_digest: bool) -> list[Subject]:
     matcher = Excludes(excludes)
-    roots = [_plan_root(os.fsencode(path), matcher, dir_digest) for path in paths]
+    return _subjects([_plan_root(os.fsencode(path), matcher, dir_digest) for path in paths])
+
+
+def _subjects(roots: list[_Root]) -> list[Subject]:
     every = [entry for root in roots for entry in root.entries]
     hexes, modes = hash_entries_hex(every)
 

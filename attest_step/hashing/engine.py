@@ -34,6 +34,7 @@ from attest_step.hashing.file import (
     sha256_file,
     sha256_files,
 )
+from attest_step.hashing.jsontext import sha256_items
 from attest_step.walk import Entry, FileStat, Kind
 
 LARGE_FILE = 4 << 20
@@ -111,6 +112,48 @@ def hash_entries_hex(
     return hexes, modes
 
 
+def hash_files_json(
+    entries: Sequence[Entry],
+    names: Sequence[str],
+    *,
+    workers: int | None = None,
+    large_file: int = LARGE_FILE,
+    fork_min_files: int = FORK_MIN_FILES,
+) -> bytes:
+    """The JSON list items (ASCII, joined by ``",\\n"``) of the subjects
+    ``{"name": names[i], "digest": {"sha256": <hex of entries[i]>}}``, in the order given.
+
+    For ``attest-step hash --output json``: with forked workers, each renders the text of
+    its own batches, so the parent only concatenates. Every entry must be a file
+    (``Kind.FILE``). Same checks and errors as :func:`hash_entries_hex`.
+    """
+    if len(names) != len(entries):
+        raise ValueError("one name per entry is needed")
+    if Kind.LINK in map(_KIND, entries):
+        raise ValueError("JSON items are made for file entries only")
+    cpus = usable_cpus() if workers is None else max(1, workers)
+    count = len(entries)
+    if (
+        cpus > 1
+        and count >= fork_min_files
+        and hasattr(os, "fork")
+        and threading.active_count() == 1
+    ):
+        hexes: list[str] = [""] * count
+        modes: list[int] = [0] * count
+        errors: dict[int, AttestStepError] = {}
+        texts = _hash_forked(entries, list(range(count)), hexes, modes, errors, cpus, names)
+        if errors:
+            raise errors[min(errors)]
+        if not all(texts):  # pragma: no cover - a bug, not a user error
+            raise RuntimeError("hashing finished with missing results")
+        return b",\n".join(texts)
+    hexes, _ = hash_entries_hex(
+        entries, workers=cpus, large_file=large_file, fork_min_files=count + 1
+    )
+    return sha256_items(names, hexes).encode("ascii")
+
+
 # ---- few files: threads for the large ones ----
 
 
@@ -175,7 +218,10 @@ def _hash_forked(  # noqa: PLR0917
     modes: list[int],
     errors: dict[int, AttestStepError],
     cpus: int,
-) -> None:
+    names: Sequence[str] | None = None,
+) -> list[bytes]:
+    """Hash ``files`` in ``cpus`` processes into ``hexes``/``modes``, or with ``names`` (one
+    per entry, every entry a file) into JSON items: returns them per batch, in order."""
     size = max(1, -(-len(files) // (cpus * BATCHES_PER_WORKER)))
     batches = [files[start : start + size] for start in range(0, len(files), size)]
     if len(files) == len(entries):  # every entry is a file: slice, no per-entry loop
@@ -183,6 +229,13 @@ def _hash_forked(  # noqa: PLR0917
         paths = [every[start : start + size] for start in range(0, len(files), size)]
     else:
         paths = [[entries[index].path for index in batch] for batch in batches]
+    texts: list[bytes] = []
+    name_batches: list[Sequence[str]] | None = None
+    if names is not None:
+        if len(files) != len(entries) or len(names) != len(entries):
+            raise ValueError("JSON items need one name per entry and file entries only")
+        name_batches = [names[start : start + size] for start in range(0, len(files), size)]
+        texts = [b""] * len(batches)
     tickets_r, tickets_w = os.pipe()
     try:
         payload = b"".join(_TICKET.pack(n) for n in range(len(batches)))
@@ -194,28 +247,33 @@ def _hash_forked(  # noqa: PLR0917
     children: list[tuple[int, int]] = []
     try:
         for _ in range(cpus - 1):
-            children.append(_fork_worker(paths, tickets_r))
-        done, failure = _work(paths, tickets_r)
-        for number, (batch_hexes, batch_modes) in done:
-            _store(batches[number], batch_hexes, batch_modes, hexes, modes)
+            children.append(_fork_worker(paths, name_batches, tickets_r))
+        done, failure = _work(paths, name_batches, tickets_r)
+        for number, batch_hexes, batch_modes, text in done:
+            if name_batches is None:
+                _store(batches[number], batch_hexes, batch_modes, hexes, modes)
+            else:
+                texts[number] = text
         if failure is not None:
             number, position, err = failure
             errors[batches[number][position]] = err
     finally:
         os.close(tickets_r)
         for pid, fd in children:
-            _collect_child(pid, fd, batches, hexes, modes, errors)
+            _collect_child(pid, fd, batches, hexes, modes, errors, texts)
+    return texts
 
 
-_Done = list[tuple[int, tuple[list[str], list[int]]]]
+_Done = list[tuple[int, list[str], list[int], bytes]]
 
 
 def _work(
-    paths: list[list[bytes]], tickets: int
+    paths: list[list[bytes]], names: list[Sequence[str]] | None, tickets: int
 ) -> tuple[_Done, tuple[int, int, AttestStepError] | None]:
     """Take tickets until none are left; on an error, drain the tickets so others stop.
 
-    Returns the finished batches and, for an error, (batch, position in it, error)."""
+    Returns the finished batches (ticket, hex digests, modes, JSON items when ``names`` is
+    given: then without digests and modes) and, for an error, (batch, position, error)."""
     buffer = bytearray(BUFFER_SIZE)
     done: _Done = []
     while len(raw := os.read(tickets, _TICKET.size)) == _TICKET.size:
@@ -225,7 +283,11 @@ def _work(
             while os.read(tickets, 4096):
                 pass
             return done, (number, len(batch_hexes), err)
-        done.append((number, (batch_hexes, batch_modes)))
+        if names is None:
+            done.append((number, batch_hexes, batch_modes, b""))
+        else:
+            text = sha256_items(names[number], batch_hexes).encode("ascii")
+            done.append((number, [], [], text))
     return done, None
 
 
@@ -241,11 +303,14 @@ def _store(
         modes[index] = mode
 
 
-def _fork_worker(paths: list[list[bytes]], tickets: int) -> tuple[int, int]:
+def _fork_worker(
+    paths: list[list[bytes]], names: list[Sequence[str]] | None, tickets: int
+) -> tuple[int, int]:
     """Fork a child running :func:`_work`; it writes ``O`` + records or ``E`` + error.
 
     Records, per batch: the ticket, the batch's 64-character hex digests back to back,
-    then its modes as 4-byte integers."""
+    then its modes as 4-byte integers; with ``names``: the ticket, the length of the batch's
+    JSON items as a 4-byte integer, then the items (ASCII)."""
     read_fd, write_fd = os.pipe()
     pid = os.fork()
     if pid != 0:
@@ -255,10 +320,14 @@ def _fork_worker(paths: list[list[bytes]], tickets: int) -> tuple[int, int]:
     try:  # the child: never returns
         os.close(read_fd)
         try:
-            done, failure = _work(paths, tickets)
+            done, failure = _work(paths, names, tickets)
             parts = [_OK]
-            for number, (batch_hexes, batch_modes) in done:
+            for number, batch_hexes, batch_modes, text in done:
                 parts.append(_TICKET.pack(number))
+                if names is not None:
+                    parts.append(_TICKET.pack(len(text)))
+                    parts.append(text)
+                    continue
                 parts.append("".join(batch_hexes).encode("ascii"))
                 parts.append(struct.pack(f"<{len(batch_modes)}I", *batch_modes))
             if failure is not None:
@@ -284,7 +353,10 @@ def _collect_child(  # noqa: PLR0917
     hexes: list[str],
     modes: list[int],
     errors: dict[int, AttestStepError],
+    texts: list[bytes],
 ) -> None:
+    """Read a child's records into ``hexes``/``modes``, or into ``texts`` when it is not
+    empty (JSON items), and reap the child."""
     chunks: list[bytes] = []
     try:
         while chunk := os.read(fd, 1 << 20):
@@ -308,6 +380,12 @@ def _collect_child(  # noqa: PLR0917
     while offset < len(data):
         number = _TICKET.unpack_from(data, offset)[0]
         offset += _TICKET.size
+        if texts:
+            length = _TICKET.unpack_from(data, offset)[0]
+            offset += _TICKET.size
+            texts[number] = data[offset : offset + length]
+            offset += length
+            continue
         batch = batches[number]
         count = len(batch)
         text = data[offset : offset + 64 * count].decode("ascii")

@@ -20,12 +20,7 @@ from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Manifest, RegistryClient
-from attest_step.oci.tag_layout import (
-    UNCHANGED_ATTEMPTS,
-    put_if_unchanged,
-    read_confirmed,
-    wait_stable,
-)
+from attest_step.oci.rmw import Update, read_modify_write
 from attest_step.oci.types import (
     BUNDLE_CONTENT_ANNOTATION,
     BUNDLE_PREDICATE_ANNOTATION,
@@ -41,8 +36,6 @@ from attest_step.oci.types import (
     sha256_digest,
     tag_for,
 )
-
-RACE_ATTEMPTS = 12
 
 
 def bundle_bytes(envelope: dict[str, Any], hint: str) -> bytes:
@@ -178,7 +171,6 @@ def _add_to_fallback_index(
     rand: random.Random,
     sleep: Callable[[float], None],
 ) -> None:
-    where = f"{client.host}/{repository}:{tag}"
     seen: dict[str, dict[str, Any]] = {}
 
     def complete(index: Manifest | None) -> bool:
@@ -188,54 +180,15 @@ def _add_to_fallback_index(
             seen.setdefault(str(e.get("digest")), e)
         return entry["digest"] in digests and set(seen) <= digests
 
-    attempt = 0
-    moved = 0
-    contended = False
-    while attempt < RACE_ATTEMPTS:
-        attempt += 1
-        started = time.monotonic()
-        current = read_confirmed(client, repository, tag, sleep)
-        if complete(current):
-            return
+    def build(current: Manifest | None) -> bytes:
         entries = _entries(current)
         present = {str(e.get("digest")) for e in entries}
         restored = [e for d, e in seen.items() if d not in present and d != entry["digest"]]
         mine = [] if entry["digest"] in present else [entry]
-        data = _index_bytes([*entries, *restored, *mine])
-        put = put_if_unchanged(
-            client,
-            repository,
-            tag,
-            read=current,
-            read_started=started,
-            data=data,
-            media_type=INDEX_TYPE,
-        )
-        if put.digest is None:  # another writer's PUT landed since our read: read again
-            contended = True
-            moved += 1
-            if moved < UNCHANGED_ATTEMPTS:
-                attempt -= 1
-            continue
-        contended = contended or attempt > 1 or not put.checked
-        stable = wait_stable(
-            client,
-            repository,
-            tag,
-            written=put.digest,
-            holds=complete,
-            window=put.window,
-            rand=rand,
-            sleep=sleep,
-            contended=contended,
-        )
-        if stable is not None:
-            return
-        sleep(rand.uniform(0.0, min(1.0, 0.05 * attempt)))
-    raise RegistryError(
-        f"{where}: concurrent writers overwrote the referrers index {RACE_ATTEMPTS} times; "
-        "retry the push (attest-step push --from DIR)"
-    )
+        return _index_bytes([*entries, *restored, *mine])
+
+    update = Update(build, complete, INDEX_TYPE, "the referrers index")
+    read_modify_write(client, repository, tag, update, rand=rand, sleep=sleep)
 
 
 def _entries(index: Manifest | None) -> list[dict[str, Any]]:

@@ -279,7 +279,7 @@ class RegistryClient:
         when it does not say (no ``Docker-Content-Digest`` header).
 
         Only for cheap change detection: a 404 here is not confirmed (see
-        :func:`attest_step.oci.tag_layout.read_confirmed`)."""
+        :func:`attest_step.oci.rmw.read_confirmed`)."""
         url = self.url(repository, f"manifests/{reference}")
         what = f"check {self.host}/{repository}:{reference}"
 

@@ -1,17 +1,7 @@
 """cosign's tag layout: one manifest per image at ``sha256-<hex>.sig`` / ``.att``, one layer
-per signature or attestation, appended by read-modify-write.
-
-A registry has no compare-and-swap on tags, so two signers appending at once can lose a
-layer (last PUT wins). ``append_layer`` narrows and detects it:
-
-* right before its PUT it checks with a HEAD that the tag still has the digest it merged
-  from; if not, another writer is active and it reads and merges again instead of writing,
-  so a writer can only overwrite what it has not seen during its HEAD->PUT gap (one round
-  trip), not during its whole read-modify-write;
-* after its PUT it waits a settle time (three times its own HEAD->PUT gap, at least 20 ms
-  while it has seen no other writer, at least 50 ms once it has; at most 500 ms) and
-  re-reads the tag until it has not changed for one such period, checking its layer is
-  there; if not it merges again and retries with jitter, a bounded number of times.
+per signature or attestation, appended by read-modify-write (:mod:`attest_step.oci.rmw`:
+check before write, verify after write, bounded retries) merging every layer seen at the
+tag during the operation, so a layer another racing writer dropped is put back.
 """
 
 from __future__ import annotations
@@ -25,6 +15,7 @@ from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Background, Manifest, RegistryClient
+from attest_step.oci.rmw import Update, read_modify_write
 from attest_step.oci.types import (
     CONFIG_TYPE,
     MANIFEST_TYPE,
@@ -37,7 +28,6 @@ from attest_step.oci.types import (
 SIG_SUFFIX = ".sig"
 ATT_SUFFIX = ".att"
 MAX_LAYERS = 1000  # cosign refuses manifests with more layers
-RACE_ATTEMPTS = 12
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
@@ -112,115 +102,6 @@ def _same(a: Descriptor, b: Descriptor) -> bool:
     )
 
 
-SETTLE_MIN = 0.05
-"""Settle floor once another writer has been seen during the operation."""
-SETTLE_QUIET_MIN = 0.02
-"""Settle floor while no other writer has been seen (the common, uncontended case)."""
-SETTLE_MAX = 0.5
-
-
-def settle_time(window: float, rand: random.Random, *, contended: bool = True) -> float:
-    """How long to wait after a PUT before checking it stuck: three times our own HEAD->PUT
-    gap (a concurrent writer can only overwrite us from within its own such gap, about as
-    long), within [20 ms (no other writer seen) or 50 ms, 500 ms], with jitter so that
-    racing writers do not re-check in lock step."""
-    floor = SETTLE_MIN if contended else SETTLE_QUIET_MIN
-    base: float = min(SETTLE_MAX, max(floor, 3 * window))
-    return base * rand.uniform(1.0, 1.5)
-
-
-STABLE_ROUNDS = 8
-UNCHANGED_ATTEMPTS = 64
-"""Reads before a PUT that found the tag changed since the read before; each means another
-writer's PUT went through, so they are bounded separately (and by the deadline)."""
-
-
-def wait_stable(
-    client: RegistryClient,
-    repository: str,
-    tag: str,
-    *,
-    written: str,
-    holds: Callable[[Manifest | None], bool],
-    window: float,
-    rand: random.Random,
-    sleep: Callable[[float], None],
-    contended: bool = True,
-) -> Manifest | None:
-    """After writing ``written`` at ``tag``: wait until the tag stops changing for one
-    settle period while still satisfying ``holds``; None when it stopped holding (our item
-    was overwritten: merge again). Stability matters because a writer that read the tag
-    before our PUT can still PUT after a single check."""
-    previous = written
-    check: Manifest | None = None
-    for _ in range(STABLE_ROUNDS):
-        sleep(settle_time(window, rand, contended=contended))
-        check = client.get_manifest(repository, tag)
-        if not holds(check):
-            return None
-        assert check is not None
-        if check.digest == previous:
-            return check
-        previous = check.digest  # another writer merged us in; make sure it settles
-        contended = True
-    return check
-
-
-@dataclass(frozen=True)
-class Put:
-    digest: str | None
-    """The digest written; None when the tag moved since the read and nothing was written."""
-    window: float
-    """Seconds in which another writer's PUT could have been overwritten unseen: from the
-    HEAD to the end of the PUT, or from the read when the HEAD could not tell."""
-    checked: bool
-
-
-def put_if_unchanged(
-    client: RegistryClient,
-    repository: str,
-    tag: str,
-    *,
-    read: Manifest | None,
-    read_started: float,
-    data: bytes,
-    media_type: str,
-) -> Put:
-    """PUT ``data`` at ``tag`` unless a HEAD shows the tag moved since ``read`` was taken.
-
-    Not atomic (registries have no compare-and-swap), but it shrinks the window in which
-    this writer can overwrite another's PUT from its whole read-modify-write to one round
-    trip. A registry that answers the HEAD without a digest is written to unchecked.
-    """
-    started = time.monotonic()
-    now = client.manifest_digest(repository, tag)
-    if now not in ("", read.digest if read is not None else None):
-        return Put(None, time.monotonic() - started, checked=True)
-    digest = client.put_manifest(repository, tag, data, media_type)
-    checked = now != ""
-    return Put(digest, time.monotonic() - (started if checked else read_started), checked)
-
-
-def read_confirmed(
-    client: RegistryClient, repository: str, tag: str, sleep: Callable[[float], None]
-) -> Manifest | None:
-    """GET the tag; a 404 counts only when the tag list agrees.
-
-    distribution 2.8 rewrites a tag's link file in place, so a GET racing another writer
-    can answer 404 for a tag that exists. The tag list reads directory names, which do not
-    flicker, so it tells a real absence from a misread.
-    """
-    for _ in range(5):
-        current = client.get_manifest(repository, tag)
-        if current is not None or tag not in client.list_tags(repository):
-            return current
-        sleep(0.02)
-    raise RegistryError(
-        f"{client.host}/{repository}:{tag}: listed but unreadable; retry the push "
-        "(attest-step push --from DIR)"
-    )
-
-
 class _Seen:
     """Every layer observed at the tag during this operation, in first-seen order.
 
@@ -270,7 +151,6 @@ def _append(  # noqa: PLR0917
     rand: random.Random,
     sleep: Callable[[float], None],
 ) -> AppendResult:
-    where = f"{client.host}/{repository}:{tag}"
     seen = _Seen()
 
     def complete(manifest: Manifest | None) -> bool:
@@ -278,64 +158,24 @@ def _append(  # noqa: PLR0917
         seen.add(layers)
         return any(_same(d, ours) for d in layers) and not seen.missing_from(layers)
 
-    attempt = 0
-    moved = 0
-    contended = False
-    while attempt < RACE_ATTEMPTS:
-        attempt += 1
-        started = time.monotonic()
-        current = read_confirmed(client, repository, tag, sleep)
-        if complete(current):
-            assert current is not None
-            return AppendResult(current.digest, "present" if attempt == 1 else "pushed", attempt)
+    def build(current: Manifest | None) -> bytes:
         layers = layers_of(current)
         merged = [*layers, *(d for d in seen.missing_from(layers) if not _same(d, ours))]
         if not any(_same(d, ours) for d in merged):
             merged.append(ours)
         if len(merged) > MAX_LAYERS:
             raise RegistryError(
-                f"{where}: would hold {len(merged)} layers, more than cosign accepts "
-                f"({MAX_LAYERS}); remove old signatures before adding more"
+                f"{client.host}/{repository}:{tag}: would hold {len(merged)} layers, more "
+                f"than cosign accepts ({MAX_LAYERS}); remove old signatures before adding more"
             )
         config = config_blob([d.digest for d in merged])
         client.put_blob(repository, config)
         upload.wait()
-        data = manifest_bytes(merged, config)
-        put = put_if_unchanged(
-            client,
-            repository,
-            tag,
-            read=current,
-            read_started=started,
-            data=data,
-            media_type=MANIFEST_TYPE,
-        )
-        if put.digest is None:  # another writer's PUT landed since our read: read again
-            contended = True
-            moved += 1
-            if moved < UNCHANGED_ATTEMPTS:
-                attempt -= 1
-            continue
-        contended = contended or attempt > 1 or not put.checked
-        stable = wait_stable(
-            client,
-            repository,
-            tag,
-            written=put.digest,
-            holds=complete,
-            window=put.window,
-            rand=rand,
-            sleep=sleep,
-            contended=contended,
-        )
-        if stable is not None:
-            return AppendResult(stable.digest, "pushed", attempt)
-        # Someone overwrote the tag after our PUT: merge again after a random pause.
-        sleep(rand.uniform(0.0, min(1.0, 0.05 * attempt)))
-    raise RegistryError(
-        f"{where}: concurrent writers overwrote the tag {RACE_ATTEMPTS} times; "
-        "retry the push (attest-step push --from DIR)"
-    )
+        return manifest_bytes(merged, config)
+
+    update = Update(build, complete, MANIFEST_TYPE, "the tag")
+    outcome = read_modify_write(client, repository, tag, update, rand=rand, sleep=sleep)
+    return AppendResult(outcome.digest, outcome.status, outcome.attempts)
 
 
 def read_layers(
