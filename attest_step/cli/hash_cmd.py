@@ -17,7 +17,6 @@ from attest_step.cli.common import output_option
 from attest_step.hashing import hash_paths, hash_paths_json
 from attest_step.hashing.jsontext import subjects_json
 from attest_step.model import Subject
-from attest_step.subjects import image_subjects
 
 __all__ = ["hash_command", "subjects_json", "text_line"]
 
@@ -78,6 +77,8 @@ def hash_command(
         return
     subjects = hash_paths(paths, excludes=excludes, dir_digest=dir_digest) if paths else []
     if images:
+        from attest_step.subjects import image_subjects  # noqa: PLC0415 - only when used
+
         subjects = sorted(
             [*subjects, *image_subjects(images)],
             key=lambda s: (s.name, s.digest["sha256"]),
@@ -122,7 +123,7 @@ def _exit_now() -> None:
         entry is None
         or main_module is None
         or getattr(main_module, "main", None) is not getattr(entry, "main", object())
-        or atexit._ncallbacks() != 0  # noqa: SLF001 - CPython's count of atexit handlers
+        or atexit._ncallbacks() != 0  # CPython's count of atexit handlers
         or threading.active_count() != 1
     ):
         return

@@ -67,19 +67,23 @@ Typical flow (the catalog's attest StepAction does this):
 
 # Verb -> (modules imported first, on the main thread; modules then imported on a background
 # thread). ``sign`` spends ~130 ms in scrypt decrypting a cosign key, with the GIL released;
-# the registry client (requests, oras: ~80 ms of imports) is loaded meanwhile instead of
-# before. Everything the verb needs up to the key decryption is imported first, so the two
-# threads never import the same modules at once.
+# the registry client (requests, oras: ~60-80 ms of imports) and what runs after the key is
+# decrypted are loaded meanwhile instead of before. Everything the verb needs up to the key
+# decryption is imported first (``keys/load.py`` imports ``keys/local.py`` before it starts
+# scrypt). ``sign`` also starts a prefetch thread (``attest_step.oci.prefetch``) that imports
+# the registry client too (whichever thread comes second waits for the first) and then does
+# the registry work that does not need the signature.
 PRELOAD: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sign": (
         (
             "attest_step.cli.oci_cmd",
             "attest_step.imageref",
             "attest_step.keys.load",
-            "attest_step.oci.sign",
+            "attest_step.keys.local",
+            "attest_step.oci.prefetch",
             "cryptography.hazmat.primitives.kdf.scrypt",
         ),
-        ("attest_step.keys.local", "attest_step.oci.upload"),
+        ("attest_step.oci.upload", "attest_step.oci.sign", "tempfile"),
     ),
 }
 

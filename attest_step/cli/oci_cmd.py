@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
-import tempfile
+import gc
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +29,13 @@ def _echo_records(records: list[dict[str, Any]], output: str) -> None:
         return
     for rec in records:
         click.echo(f"{rec['status']}: {rec['kind']} ({rec['layout']}) -> {rec['location']}")
+
+
+def _exit_soon() -> None:
+    """The verb is done and the process exits next: move every object to the permanent
+    generation, so the interpreter's shutdown does not run a full garbage collection over
+    every module's objects (~15 ms with the registry client loaded)."""
+    gc.freeze()
 
 
 annotation_option = click.option(
@@ -74,16 +80,29 @@ def sign_command(
     image: str,
 ) -> None:
     """Sign IMAGE (REPOSITORY@sha256:HEX) and attach the signature as cosign does."""
+    # A short-lived process: no cyclic garbage collection while ~400 modules are imported
+    # (it spent ~8 ms scanning them), and none at interpreter exit (see _exit_soon).
+    gc.disable()
     from attest_step.imageref import parse_image_ref  # noqa: PLC0415 - lazy per verb
     from attest_step.keys.load import load_signer  # noqa: PLC0415
-    from attest_step.oci.sign import sign_image  # noqa: PLC0415
+    from attest_step.oci.prefetch import start_signature_prefetch  # noqa: PLC0415
 
     ref = parse_image_ref(image, what="IMAGE")
     annotations = _annotations(annotation_values)
+    # The registry work that does not need the signature runs while scrypt decrypts the key.
+    prefetch = start_signature_prefetch(ref, annotations, registry)
     signer = load_signer(key_ref, certificate_chain=certificate_chain)
+    # Imported on a background thread during scrypt (attest_step.cli.main.PRELOAD).
+    import shutil  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    from attest_step.oci.sign import sign_image  # noqa: PLC0415
+
     out_dir = spool_dir or Path(tempfile.mkdtemp(prefix="attest-step-spool-"))
     try:
-        records = sign_image(ref, signer, annotations, out_dir=out_dir, registry=registry)
+        records = sign_image(
+            ref, signer, annotations, out_dir=out_dir, registry=registry, prefetch=prefetch
+        )
     except RegistryError as err:
         raise RegistryError(
             f"{err}; the signature is kept in {out_dir}: upload it with "
@@ -92,6 +111,7 @@ def sign_command(
     if spool_dir is None:
         shutil.rmtree(out_dir, ignore_errors=True)
     _echo_records(records, output)
+    _exit_soon()
 
 
 @click.command("verify")

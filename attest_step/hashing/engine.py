@@ -332,11 +332,11 @@ def _fork_worker(
                 parts.append(struct.pack(f"<{len(batch_modes)}I", *batch_modes))
             if failure is not None:
                 number, position, err = failure
-                text = f"{number} {position}\n{err}"
-                parts = [_ERR, text.encode("utf-8", "backslashreplace")]
+                message = f"{number} {position}\n{err}"
+                parts = [_ERR, message.encode("utf-8", "backslashreplace")]
         except BaseException as err:
-            text = f"internal error in a hashing worker: {type(err).__name__}: {err}"
-            parts = [_ERR, f"-1 -1\n{text}".encode("utf-8", "backslashreplace")]
+            message = f"internal error in a hashing worker: {type(err).__name__}: {err}"
+            parts = [_ERR, f"-1 -1\n{message}".encode("utf-8", "backslashreplace")]
         view = memoryview(b"".join(parts))
         while view:
             view = view[os.write(write_fd, view) :]

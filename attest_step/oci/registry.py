@@ -196,6 +196,8 @@ class RegistryClient:
         self._oras = _OrasRegistry(hostname=self._api_host, insecure=self._insecure, tls_verify=tls)
         self._no_referrers_api: set[str] = set()
         """Repositories for which the registry answered that it has no referrers API."""
+        self._has_blob: set[tuple[str, str]] = set()
+        """(repository, digest) of blobs this process uploaded or found there."""
         self._load_credentials()
 
     # --- plumbing -------------------------------------------------------------------
@@ -380,8 +382,11 @@ class RegistryClient:
         return Background(lambda: self.put_blob(repository, data))
 
     def put_blob(self, repository: str, data: bytes) -> Descriptor:
-        """Upload ``data`` (monolithic POST + PUT) unless the registry has it already."""
+        """Upload ``data`` (monolithic POST + PUT) unless the registry has it already (or
+        this client uploaded or found it before: then no request at all)."""
         digest = sha256_digest(data)
+        if (repository, digest) in self._has_blob:
+            return Descriptor("application/octet-stream", digest, len(data))
         what = f"upload blob {digest} to {self.host}/{repository}"
 
         def op() -> None:
@@ -405,6 +410,7 @@ class RegistryClient:
                 raise self._fail(what, put)
 
         self._retry(what, op)
+        self._has_blob.add((repository, digest))
         return Descriptor("application/octet-stream", digest, len(data))
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest_step.dsse import sign_envelope
 from attest_step.imageref import ImageRef
@@ -21,6 +21,9 @@ from attest_step.oci.options import RegistryOptions
 from attest_step.oci.simplesigning import payload_bytes
 from attest_step.oci.spool import read_item, write_signature, write_signature_bundle
 from attest_step.oci.types import COSIGN_SIGN_PREDICATE
+
+if TYPE_CHECKING:
+    from attest_step.oci.prefetch import SignaturePrefetch
 
 
 def sign_statement(image: ImageRef, annotations: dict[str, str]) -> bytes:
@@ -72,11 +75,15 @@ def sign_image(
     *,
     out_dir: Path,
     registry: RegistryOptions,
+    prefetch: SignaturePrefetch | None = None,
 ) -> list[dict[str, Any]]:
-    """Sign, spool into ``out_dir``, upload; return the upload records."""
+    """Sign, spool into ``out_dir``, upload; return the upload records. ``prefetch``: the
+    registry work started before signing (:mod:`attest_step.oci.prefetch`) for ``image``
+    and ``annotations``."""
     # The registry client (requests, oras) is imported here, not at module level:
     # ``attest-step sign`` imports it in the background while the key is decrypted.
     from attest_step.oci.upload import push_items  # noqa: PLC0415
 
     records = spool_signature(out_dir, image, signer, annotations)
-    return push_items([read_item(r) for r in records], registry)
+    items = [read_item(r) for r in records]
+    return push_items(items, registry, prefetch=prefetch.result() if prefetch else None)

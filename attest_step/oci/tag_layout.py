@@ -15,7 +15,7 @@ from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Background, Manifest, RegistryClient
-from attest_step.oci.rmw import Update, read_modify_write
+from attest_step.oci.rmw import Read, Update, read_modify_write, read_tag
 from attest_step.oci.types import (
     CONFIG_TYPE,
     MANIFEST_TYPE,
@@ -129,14 +129,18 @@ def append_layer(
     *,
     rng: random.Random | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    first: Read | None = None,
 ) -> AppendResult:
-    """Add ``layer`` to the manifest at ``tag`` without dropping anyone else's layer."""
+    """Add ``layer`` to the manifest at ``tag`` without dropping anyone else's layer.
+
+    ``first``: the tag as :func:`prefetch_append` read it (before the signature existed).
+    """
     rand = rng or random.SystemRandom()
     ours = layer.descriptor()
     # The layer blob is uploaded while the tag is read and the config uploaded.
     upload = client.put_blob_background(repository, layer.data)
     try:
-        return _append(client, repository, tag, ours, upload, rand, sleep)
+        return _append(client, repository, tag, ours, upload, rand, sleep, first)
     finally:
         with contextlib.suppress(Exception):
             upload.wait()  # joined on every path; its error, if any, was raised already
@@ -150,6 +154,7 @@ def _append(  # noqa: PLR0917
     upload: Background,
     rand: random.Random,
     sleep: Callable[[float], None],
+    first: Read | None,
 ) -> AppendResult:
     seen = _Seen()
 
@@ -174,8 +179,35 @@ def _append(  # noqa: PLR0917
         return manifest_bytes(merged, config)
 
     update = Update(build, complete, MANIFEST_TYPE, "the tag")
-    outcome = read_modify_write(client, repository, tag, update, rand=rand, sleep=sleep)
+    outcome = read_modify_write(
+        client, repository, tag, update, rand=rand, sleep=sleep, first=first
+    )
     return AppendResult(outcome.digest, outcome.status, outcome.attempts)
+
+
+def prefetch_append(
+    client: RegistryClient,
+    repository: str,
+    tag: str,
+    layer_data: bytes,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Read:
+    """What :func:`append_layer` of a layer with blob ``layer_data`` can do before the
+    layer's annotations (the signature) exist: read the tag, and upload the layer blob and
+    the config the merge will most likely need. Nothing is written at the tag; the read is
+    returned for ``append_layer(first=...)``, whose HEAD before the PUT re-reads the tag if
+    it moved since."""
+    upload = client.put_blob_background(repository, layer_data)
+    try:
+        read = read_tag(client, repository, tag, sleep)
+        digests = [d.digest for d in layers_of(read.manifest)]
+        client.put_blob(repository, config_blob([*digests, sha256_digest(layer_data)]))
+        upload.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            upload.wait()
+    return read
 
 
 def read_layers(

@@ -18,6 +18,7 @@ Every upload is idempotent.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -27,20 +28,44 @@ from attest_step.oci.bundle_layout import bundle_bytes, list_referrers, push_ref
 from attest_step.oci.oci_layout import write_items
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.registry import RegistryClient
-from attest_step.oci.retry import Deadline
+from attest_step.oci.retry import Deadline, RetryPolicy
+from attest_step.oci.rmw import Read
 from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants_tag
 from attest_step.oci.spool import SpoolItem, read_spool
-from attest_step.oci.tag_layout import Layer, append_layer
-from attest_step.oci.types import BUNDLE_TYPE_PREFIX, Descriptor, tag_for
+from attest_step.oci.tag_layout import Layer, append_layer, prefetch_append
+from attest_step.oci.types import BUNDLE_TYPE_PREFIX, EMPTY_JSON, Descriptor, tag_for
 
 
 class _Uploader:
-    def __init__(self, options: RegistryOptions) -> None:
+    def __init__(self, options: RegistryOptions, policy: RetryPolicy | None = None) -> None:
         self.options = options
         self.deadline = Deadline(options.timeout_seconds)
+        self.policy = policy
         self._clients: dict[str, RegistryClient] = {}
         self._subjects: dict[str, Descriptor] = {}
         self._layouts: dict[str, str] = {}
+        self._first_reads: dict[tuple[str, str, str], Read] = {}
+        """(host, repository, tag) -> a read of the tag taken by :meth:`prefetch_signature`."""
+
+    def set_policy(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        for client in self._clients.values():
+            client.policy = policy
+
+    def prefetch_signature(self, image: ImageRef, payload: bytes) -> None:
+        """The registry work of uploading a signature of ``image`` over ``payload`` that does
+        not need the signature: resolve the layout, read the ``.sig`` tag and upload the
+        payload and config blobs (tag layout); fetch the subject and upload the empty config
+        (bundle layout). Nothing is written at a tag or as a manifest."""
+        layout = self.layout_for(image)
+        client = self.client(image.registry)
+        if layout in ("tag", "both"):
+            tag = tag_for(image.digest, TAG_SUFFIX["signature"])
+            read = prefetch_append(client, image.repository, tag, payload)
+            self._first_reads[image.registry, image.repository, tag] = read
+        if layout in ("bundle", "both"):
+            self.subject(image)
+            client.put_blob(image.repository, EMPTY_JSON)
 
     def layout_for(self, image: ImageRef) -> str:
         """The layout to use for ``image``: the option, with ``auto`` resolved."""
@@ -56,7 +81,9 @@ class _Uploader:
 
     def client(self, host: str) -> RegistryClient:
         if host not in self._clients:
-            self._clients[host] = RegistryClient(host, self.options, deadline=self.deadline)
+            self._clients[host] = RegistryClient(
+                host, self.options, deadline=self.deadline, policy=self.policy
+            )
         return self._clients[host]
 
     def subject(self, image: ImageRef) -> Descriptor:
@@ -79,6 +106,7 @@ class _Uploader:
             image.repository,
             tag,
             Layer(item.data, item.media_type, item.annotations),
+            first=self._first_reads.pop((image.registry, image.repository, tag), None),
         )
         return {
             "kind": item.kind,
@@ -114,11 +142,39 @@ class _Uploader:
         return record
 
 
-def push_items(items: list[SpoolItem], registry: RegistryOptions) -> list[dict[str, Any]]:
-    """Upload ``items`` as ``registry.layout`` says; one record per upload."""
+PREFETCH_POLICY = RetryPolicy(attempts=1, request_timeout=5.0)
+"""Work done ahead of the signature is tried once: on any failure the push itself does it
+again, with the full retry policy, and reports the error."""
+
+
+class Prefetch:
+    """:meth:`_Uploader.prefetch_signature` on a background thread (started while the key is
+    decrypted); :meth:`uploader` joins it and hands over what it found."""
+
+    def __init__(self, image: ImageRef, payload: bytes, registry: RegistryOptions) -> None:
+        self._uploader = _Uploader(registry, policy=PREFETCH_POLICY)
+        self._image = image
+        self._payload = payload
+
+    def run(self) -> None:
+        """The prefetch itself (on the background thread); never raises."""
+        # On failure the push repeats the step (with retries) and reports the error.
+        with contextlib.suppress(Exception):
+            self._uploader.prefetch_signature(self._image, self._payload)
+
+    def uploader(self) -> _Uploader:
+        self._uploader.set_policy(RetryPolicy())
+        return self._uploader
+
+
+def push_items(
+    items: list[SpoolItem], registry: RegistryOptions, *, prefetch: Prefetch | None = None
+) -> list[dict[str, Any]]:
+    """Upload ``items`` as ``registry.layout`` says; one record per upload. ``prefetch``
+    (finished): reads and uploads done ahead of the signature, for the same images."""
     if registry.oci_layout_dir:
         return write_items(Path(registry.oci_layout_dir), items, registry.layout)
-    uploader = _Uploader(registry)
+    uploader = prefetch.uploader() if prefetch is not None else _Uploader(registry)
     out: list[dict[str, Any]] = []
     for item in items:
         layout = uploader.layout_for(item.image)
