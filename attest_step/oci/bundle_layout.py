@@ -14,13 +14,13 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Manifest, RegistryClient
-from attest_step.oci.rmw import Update, read_modify_write
+from attest_step.oci.rmw import Read, Update, read_modify_write, read_tag
 from attest_step.oci.types import (
     BUNDLE_CONTENT_ANNOTATION,
     BUNDLE_PREDICATE_ANNOTATION,
@@ -107,6 +107,43 @@ def _is_bundle(desc: Descriptor) -> bool:
     return (desc.artifact_type or "").startswith(BUNDLE_TYPE_PREFIX)
 
 
+@dataclass(frozen=True)
+class ReferrersRead:
+    """The referrers of a subject as :func:`prefetch_referrer` read them."""
+
+    bundles: dict[str, str | None]
+    """Digest of each bundle referrer -> the digest of its bundle blob."""
+    fallback: Read | None
+    """The referrers fallback tag as read; None when the registry has the referrers API."""
+
+
+def prefetch_referrer(
+    client: RegistryClient,
+    repository: str,
+    subject_digest: str,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+) -> ReferrersRead:
+    """What :func:`push_referrer` can do before the bundle (the signature) exists: upload
+    the empty config, list the referrers (reading the fallback tag when the registry has no
+    referrers API) and the bundle each one holds. Nothing is written at a tag or as a
+    manifest; the result is for ``push_referrer(prefetched=...)``."""
+    upload = client.put_blob_background(repository, EMPTY_JSON)
+    try:
+        fallback: Read | None = None
+        found = client.referrers(repository, subject_digest)
+        if found is None:
+            fallback = read_tag(client, repository, tag_for(subject_digest), sleep)
+            found = _entries(fallback.manifest)
+        descriptors = [Descriptor.from_dict(d) for d in found]
+        bundles = dict(_bundle_digests(client, repository, descriptors))
+        upload.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            upload.wait()
+    return ReferrersRead(bundles, fallback)
+
+
 def push_referrer(
     client: RegistryClient,
     repository: str,
@@ -117,19 +154,27 @@ def push_referrer(
     created: str,
     rng: random.Random | None = None,
     sleep: Callable[[float], None] = time.sleep,
+    prefetched: ReferrersRead | None = None,
 ) -> ReferrerResult:
-    """Attach ``bundle`` to ``subject``; idempotent (a referrer with the same bundle is kept)."""
+    """Attach ``bundle`` to ``subject``; idempotent (a referrer with the same bundle is kept).
+
+    ``prefetched``: the referrers as :func:`prefetch_referrer` read them shortly before.
+    """
     bundle_digest = sha256_digest(bundle)
     # The bundle blob is uploaded while the existing referrers are listed (an upload of a
     # blob the registry has is a HEAD; the blob is harmless if the bundle is attached).
     upload = client.put_blob_background(repository, bundle)
     try:
-        for existing in list_referrers(client, repository, subject.digest):
-            if (
-                _is_bundle(existing)
-                and _bundle_digest(client, repository, existing) == bundle_digest
-            ):
-                return ReferrerResult(existing.digest, "present", None)
+        existing = (
+            prefetched.bundles.items()
+            if prefetched is not None
+            else _bundle_digests(
+                client, repository, list_referrers(client, repository, subject.digest)
+            )
+        )
+        for referrer, digest_in_it in existing:
+            if digest_in_it == bundle_digest:
+                return ReferrerResult(referrer, "present", None)
         client.put_blob(repository, EMPTY_JSON)
         upload.wait()
     finally:
@@ -148,8 +193,21 @@ def push_referrer(
     ).to_dict()
     tag = tag_for(subject.digest)
     rand = rng or random.SystemRandom()
-    _add_to_fallback_index(client, repository, tag=tag, entry=entry, rand=rand, sleep=sleep)
+    first = prefetched.fallback if prefetched is not None else None
+    _add_to_fallback_index(
+        client, repository, tag=tag, entry=entry, rand=rand, sleep=sleep, first=first
+    )
     return ReferrerResult(digest, "pushed", tag)
+
+
+def _bundle_digests(
+    client: RegistryClient, repository: str, referrers: list[Descriptor]
+) -> Iterator[tuple[str, str | None]]:
+    """(referrer digest, digest of the bundle it holds) of each bundle referrer, fetched
+    one by one as the caller iterates."""
+    for desc in referrers:
+        if _is_bundle(desc):
+            yield desc.digest, _bundle_digest(client, repository, desc)
 
 
 def _bundle_digest(client: RegistryClient, repository: str, desc: Descriptor) -> str | None:
@@ -170,6 +228,7 @@ def _add_to_fallback_index(
     entry: dict[str, Any],
     rand: random.Random,
     sleep: Callable[[float], None],
+    first: Read | None = None,
 ) -> None:
     seen: dict[str, dict[str, Any]] = {}
 
@@ -188,7 +247,7 @@ def _add_to_fallback_index(
         return _index_bytes([*entries, *restored, *mine])
 
     update = Update(build, complete, INDEX_TYPE, "the referrers index")
-    read_modify_write(client, repository, tag, update, rand=rand, sleep=sleep)
+    read_modify_write(client, repository, tag, update, rand=rand, sleep=sleep, first=first)
 
 
 def _entries(index: Manifest | None) -> list[dict[str, Any]]:

@@ -24,7 +24,13 @@ from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.imageref import ImageRef
-from attest_step.oci.bundle_layout import bundle_bytes, list_referrers, push_referrer
+from attest_step.oci.bundle_layout import (
+    ReferrersRead,
+    bundle_bytes,
+    list_referrers,
+    prefetch_referrer,
+    push_referrer,
+)
 from attest_step.oci.oci_layout import write_items
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.registry import RegistryClient
@@ -33,7 +39,7 @@ from attest_step.oci.rmw import Read
 from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants_tag
 from attest_step.oci.spool import SpoolItem, read_spool
 from attest_step.oci.tag_layout import Layer, append_layer, prefetch_append
-from attest_step.oci.types import BUNDLE_TYPE_PREFIX, EMPTY_JSON, Descriptor, tag_for
+from attest_step.oci.types import BUNDLE_TYPE_PREFIX, Descriptor, tag_for
 
 
 class _Uploader:
@@ -46,6 +52,8 @@ class _Uploader:
         self._layouts: dict[str, str] = {}
         self._first_reads: dict[tuple[str, str, str], Read] = {}
         """(host, repository, tag) -> a read of the tag taken by :meth:`prefetch_signature`."""
+        self._referrers_reads: dict[str, ReferrersRead] = {}
+        """Image -> its referrers as :meth:`prefetch_signature` read them."""
 
     def set_policy(self, policy: RetryPolicy) -> None:
         self.policy = policy
@@ -65,7 +73,8 @@ class _Uploader:
             self._first_reads[image.registry, image.repository, tag] = read
         if layout in ("bundle", "both"):
             self.subject(image)
-            client.put_blob(image.repository, EMPTY_JSON)
+            referrers = prefetch_referrer(client, image.repository, image.digest)
+            self._referrers_reads[str(image)] = referrers
 
     def layout_for(self, image: ImageRef) -> str:
         """The layout to use for ``image``: the option, with ``auto`` resolved."""
@@ -128,6 +137,7 @@ class _Uploader:
             bundle=bundle,
             predicate_type=item.predicate_type or "",
             created=item.created,
+            prefetched=self._referrers_reads.pop(str(image), None),
         )
         record: dict[str, Any] = {
             "kind": item.kind,
