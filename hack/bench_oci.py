@@ -11,6 +11,7 @@ changes hit both alike. Compared like for like:
   (Sigstore bundle referrer, empty signing config).
 
 Target: attest-step's median sign time is no more than cosign's (ratio <= 1.0).
+``load_average_1min`` (before, after) says how busy the machine was.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     if not COSIGN.exists():
         return {"skipped": f"{COSIGN} not installed (run hack/install-tools.sh)"}
     rounds = 3 if quick else 7
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-oci-") as tmp:
         work = Path(tmp)
         env = {**os.environ, "COSIGN_PASSWORD": PASSWORD, "TUF_ROOT": str(work / "tuf")}
@@ -172,6 +174,7 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     return {
         "rounds": rounds,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "median_seconds": medians,
         "all_seconds": {
             name: [round(v, 3) for v in values] for name, values in sorted(times.items())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,31 @@ def _echo_records(records: list[dict[str, Any]], output: str) -> None:
         click.echo(f"{rec['status']}: {rec['kind']} ({rec['layout']}) -> {rec['location']}")
 
 
+def _own_process() -> bool:
+    """Whether this process is attest-step itself (console script or ``python -m
+    attest_step``), not an in-process caller (tests, CliRunner) whose interpreter lives on."""
+    main_module = sys.modules.get("__main__")
+    entry = sys.modules.get("attest_step.cli.main")
+    return (
+        entry is not None
+        and main_module is not None
+        and getattr(main_module, "main", None) is getattr(entry, "main", object())
+    )
+
+
+def _short_lived() -> None:
+    """In attest-step's own process: no cyclic garbage collection (it spent ~8 ms scanning
+    the freshly imported modules of ``sign``; the process ends within the second)."""
+    if _own_process():
+        gc.disable()
+
+
 def _exit_soon() -> None:
-    """The verb is done and the process exits next: move every object to the permanent
-    generation, so the interpreter's shutdown does not run a full garbage collection over
-    every module's objects (~15 ms with the registry client loaded)."""
-    gc.freeze()
+    """The verb is done and attest-step's own process exits next: move every object to the
+    permanent generation, so the interpreter's shutdown skips its full garbage collection
+    over every module's objects (~15 ms with the registry client loaded)."""
+    if _own_process():
+        gc.freeze()
 
 
 annotation_option = click.option(
@@ -80,9 +101,7 @@ def sign_command(
     image: str,
 ) -> None:
     """Sign IMAGE (REPOSITORY@sha256:HEX) and attach the signature as cosign does."""
-    # A short-lived process: no cyclic garbage collection while ~400 modules are imported
-    # (it spent ~8 ms scanning them), and none at interpreter exit (see _exit_soon).
-    gc.disable()
+    _short_lived()
     from attest_step.imageref import parse_image_ref  # noqa: PLC0415 - lazy per verb
     from attest_step.keys.load import load_signer  # noqa: PLC0415
     from attest_step.oci.prefetch import start_signature_prefetch  # noqa: PLC0415

@@ -18,6 +18,7 @@ from attest_step.imageref import ImageRef, parse_image_ref
 from attest_step.keys.local import LocalSigner, PublicKeyVerifier
 from attest_step.oci.fetch import fetch_attestations
 from attest_step.oci.options import RegistryOptions
+from attest_step.oci.prefetch import start_signature_prefetch
 from attest_step.oci.sign import sign_image
 from attest_step.oci.spool import write_attestation
 from attest_step.oci.upload import push_spool
@@ -28,6 +29,8 @@ from tests.fixtures.registry import LocalRegistry
 pytestmark = [pytest.mark.registry, pytest.mark.slow]
 
 WRITERS = 8
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+INDEX = "application/vnd.oci.image.index.v1+json"
 
 
 def _opts(layout: str) -> RegistryOptions:
@@ -39,6 +42,20 @@ def _sign_worker(ref: str, out: str, barrier: Barrier, queue: multiprocessing.Qu
     signer = LocalSigner(key)
     barrier.wait(timeout=30)
     sign_image(parse_image_ref(ref), signer, {}, out_dir=Path(out), registry=_opts("tag"))
+    queue.put(signer.public_key_pem())
+
+
+def _prefetched_sign_worker(
+    ref: str, out: str, barrier: Barrier, queue: multiprocessing.Queue[bytes]
+) -> None:
+    """As ``attest-step sign`` does: the registry work that needs no signature first, here
+    finished by every writer before any writes, so every first read is stale by the PUT."""
+    signer = LocalSigner(ec.generate_private_key(ec.SECP256R1()))
+    image = parse_image_ref(ref)
+    prefetch = start_signature_prefetch(image, {}, _opts("both"))
+    assert prefetch is not None and prefetch.result() is not None
+    barrier.wait(timeout=30)
+    sign_image(image, signer, {}, out_dir=Path(out), registry=_opts("both"), prefetch=prefetch)
     queue.put(signer.public_key_pem())
 
 
@@ -86,15 +103,24 @@ def _verifier(pem: bytes) -> PublicKeyVerifier:
     return PublicKeyVerifier(key)
 
 
+@pytest.mark.parametrize(
+    ("worker", "layout"),
+    [(_sign_worker, "tag"), (_prefetched_sign_worker, "both")],
+    ids=["tag", "prefetched-both"],
+)
 def test_eight_concurrent_signers_leave_eight_signatures(
-    registry: LocalRegistry, tmp_path: Path
+    registry: LocalRegistry, tmp_path: Path, worker: Callable[..., None], layout: str
 ) -> None:
     ref = parse_image_ref(push_image(registry.repo("race-sig")).ref)
-    keys = _run(_sign_worker, str(ref), tmp_path)
-    manifest = "application/vnd.oci.image.manifest.v1+json"
-    assert len(_layers(ref, f"sha256-{ref.hex}.sig", manifest)) == WRITERS
+    keys = _run(worker, str(ref), tmp_path)
+    assert len(_layers(ref, f"sha256-{ref.hex}.sig", MANIFEST)) == WRITERS
+    sources = ["tag"]
+    if layout == "both":  # and the referrers fallback index, one bundle per signer
+        assert len(_layers(ref, f"sha256-{ref.hex}", INDEX)) == WRITERS
+        sources = ["bundle", "tag"]
     for pem in keys:
-        assert len(verify_image_signatures(ref, _verifier(pem), {}, _opts("tag"))) == 1
+        found = verify_image_signatures(ref, _verifier(pem), {}, _opts(layout))
+        assert sorted(v.source for v in found) == sources
 
 
 def test_eight_concurrent_attesters_leave_eight_in_both_layouts(
@@ -102,9 +128,7 @@ def test_eight_concurrent_attesters_leave_eight_in_both_layouts(
 ) -> None:
     ref = parse_image_ref(push_image(registry.repo("race-att")).ref)
     _run(_attest_worker, str(ref), tmp_path)
-    manifest = "application/vnd.oci.image.manifest.v1+json"
-    index = "application/vnd.oci.image.index.v1+json"
-    assert len(_layers(ref, f"sha256-{ref.hex}.att", manifest)) == WRITERS
-    assert len(_layers(ref, f"sha256-{ref.hex}", index)) == WRITERS
+    assert len(_layers(ref, f"sha256-{ref.hex}.att", MANIFEST)) == WRITERS
+    assert len(_layers(ref, f"sha256-{ref.hex}", INDEX)) == WRITERS
     found = fetch_attestations(ref, _opts("both"))
     assert sorted(f.source for f in found) == ["bundle"] * WRITERS + ["tag"] * WRITERS
