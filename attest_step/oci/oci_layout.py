@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from attest_step.errors import AttestStepError
+from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
 from attest_step.oci.bundle_layout import bundle_bytes, referrer_manifest
 from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants_tag
@@ -81,7 +80,7 @@ class _Layout:
         digest = sha256_digest(data)
         path = self.blob_path(digest)
         if not path.exists():
-            _atomic_write(path, data)
+            write_atomically(path, data)
         return digest
 
     def get(self, digest: str) -> bytes | None:
@@ -107,7 +106,7 @@ class _Layout:
 
     def write_index(self, manifests: list[dict[str, Any]]) -> None:
         doc = {"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": manifests}
-        _atomic_write(self.root / "index.json", compact_json(doc))
+        write_atomically(self.root / "index.json", compact_json(doc))
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -118,17 +117,6 @@ class _Layout:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _entry_by_name(entries: list[dict[str, Any]], name: str) -> dict[str, Any] | None:

@@ -22,14 +22,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from attest_step.errors import AttestStepError
+from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef, parse_image_ref
 from attest_step.oci.keyhint import public_key_hint
 from attest_step.oci.types import (
@@ -72,17 +71,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def _write_item(
     out_dir: Path,
     *,
@@ -122,8 +110,8 @@ def _write_item(
     if record_path.exists():  # same item spooled before: keep its creation time
         with contextlib.suppress(OSError, ValueError, KeyError):
             record["created"] = json.loads(record_path.read_text())["created"]
-    _atomic_write(blob_path, data)
-    _atomic_write(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
+    write_atomically(blob_path, data)
+    write_atomically(record_path, (json.dumps(record, indent=2, sort_keys=True) + "\n").encode())
     return blob_path
 
 
