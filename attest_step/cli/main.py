@@ -1,78 +1,40 @@
-"""Entry point: a click group whose verbs are imported only when they run.
+"""Console-script entry point: early work first, then the click group.
 
-Lazy loading keeps the step's start-up short: ``attest-step hash`` never imports the
-registry client or the crypto stack.
+Before click and the verb are imported (~40 ms), :func:`main` starts what only needs the raw
+arguments: for ``sign`` and ``attest`` the scrypt of a cosign ``--key``
+(:mod:`attest_step.keys.early_kdf`, handed to the verb as click's ``ctx.obj``), and for
+``sign`` background imports (``PRELOAD``). The group itself lives in
+:mod:`attest_step.cli.group`; ``cli`` and ``COMMANDS`` are still importable from here.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import sys
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import click
+from attest_step.keys.early_kdf import KdfPrefetch
 
-from attest_step import __version__
-from attest_step.errors import AttestStepError
+if TYPE_CHECKING:
+    from attest_step.cli.group import COMMANDS, HELP, LazyGroup, cli
 
-# verb -> ("module:attribute", one-line help shown by --help without importing the module).
-COMMANDS: dict[str, tuple[str, str]] = {
-    "hash": (
-        "attest_step.cli.hash_cmd:hash_command",
-        "Hash files, trees and images into subjects.",
-    ),
-    "attest": (
-        "attest_step.cli.attest_cmd:attest_command",
-        "Write, sign and store SLSA v1 provenance as DSSE.",
-    ),
-    "verify-attestation": (
-        "attest_step.cli.verify_attestation_cmd:verify_attestation_command",
-        "Verify an attestation envelope or an image's attestations.",
-    ),
-    "generate-key-pair": (
-        "attest_step.cli.keys_cmd:generate_key_pair_command",
-        "Create a cosign-compatible encrypted key pair.",
-    ),
-    "public-key": (
-        "attest_step.cli.keys_cmd:public_key_command",
-        "Print the public key of a signing key.",
-    ),
-    "sign": ("attest_step.cli.oci_cmd:sign_command", "Sign an image and attach the signature."),
-    "verify": ("attest_step.cli.oci_cmd:verify_command", "Verify an image's signatures."),
-    "push": (
-        "attest_step.cli.oci_cmd:push_command",
-        "Upload signed output left on disk by an earlier run.",
-    ),
-    "run": (
-        "attest_step.cli.hermetic_cmd:run_command",
-        "Run a build command without network and record evidence.",
-    ),
-    "probe": (
-        "attest_step.cli.hermetic_cmd:probe_command",
-        "Report the network this process actually has.",
-    ),
-}
+__all__ = ["COMMANDS", "HELP", "PRELOAD", "LazyGroup", "cli", "main", "preload"]
 
-HELP = """Sign and attest what a Tekton build produced, from inside the build's pod.
-
-\b
-Typical flow (the catalog's attest StepAction does this):
-  attest-step hash DIR --output json
-  attest-step attest --key /etc/signing-secrets --image REPO@sha256:HEX
-  attest-step verify-attestation --key cosign.pub --type slsaprovenance1 REPO@sha256:HEX
-"""
+# Verbs whose cosign --key scrypt starts before anything else (see early_kdf).
+EARLY_KDF_VERBS = ("sign", "attest")
 
 
 # Verb -> (modules imported first, on the main thread; modules then imported on a background
-# thread). ``sign`` spends ~130 ms in scrypt decrypting a cosign key, with the GIL released;
+# thread). ``sign`` spends ~130 ms in scrypt decrypting a cosign key, with the GIL released
+# (started by early_kdf() before any of this for a cosign key file with COSIGN_PASSWORD);
 # the registry client (requests, oras: ~60-80 ms of imports) and what runs after the key is
 # decrypted are loaded meanwhile instead of before. Everything the verb needs up to the key
 # decryption is imported first (``keys/load.py`` imports ``keys/local.py`` before it starts
-# scrypt). ``sign`` also starts a prefetch thread (``attest_step.oci.prefetch``) that imports
-# the registry client too (whichever thread comes second waits for the first) and then does
-# the registry work that does not need the signature.
+# scrypt, when early_kdf() did not). ``sign`` also starts a prefetch thread
+# (``attest_step.oci.prefetch``) that imports the registry client too (whichever thread
+# comes second waits for the first) and then does the registry work that does not need the
+# signature.
 PRELOAD: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sign": (
         (
@@ -111,60 +73,31 @@ def preload(argv: list[str]) -> threading.Thread | None:
     return thread
 
 
-class LazyGroup(click.Group):
-    """A group that imports a verb's module on first use and turns errors into one line."""
+def early_kdf(argv: list[str]) -> KdfPrefetch | None:
+    """Start the scrypt of ``sign``/``attest``'s cosign ``--key`` (None if not applicable).
 
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None:
-            return None
-        module_name, attr = target[0].split(":")
-        module = importlib.import_module(module_name)
-        command = getattr(module, attr)
-        if not isinstance(command, click.Command):
-            raise TypeError(f"{target[0]} is not a click command")
-        return command
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][1]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except AttestStepError as err:
-            if os.environ.get("ATTEST_STEP_DEBUG") == "1":
-                raise
-            message = " ".join(str(err).split())
-            click.echo(f"attest-step: error: {message}", err=True)
-            ctx.exit(err.exit_code)
-        except KeyboardInterrupt:
-            click.echo("attest-step: interrupted", err=True)
-            ctx.exit(130)
-        except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except Exception as err:  # a bug: still one line, with a way to see more
-            if os.environ.get("ATTEST_STEP_DEBUG") == "1":
-                raise
-            click.echo(
-                f"attest-step: internal error: {type(err).__name__}: {err} "
-                "(set ATTEST_STEP_DEBUG=1 for a traceback and report it)",
-                err=True,
-            )
-            ctx.exit(70)
+    The group has no options of its own besides --help/--version, so the verb is argv[0].
+    """
+    if not argv or argv[0] not in EARLY_KDF_VERBS:
+        return None
+    return KdfPrefetch.from_argv(argv[1:])
 
 
-@click.group(cls=LazyGroup, help=HELP, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="attest-step")
-def cli() -> None:
-    """Root command group."""
+def __getattr__(name: str) -> Any:
+    """``cli``, ``COMMANDS``, ``HELP`` and ``LazyGroup`` from :mod:`attest_step.cli.group`,
+    imported on first use so that :func:`main` runs its early work before click loads."""
+    if name in ("cli", "COMMANDS", "HELP", "LazyGroup"):
+        from attest_step.cli import group  # noqa: PLC0415 - see the module docstring
+
+        return getattr(group, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def main() -> None:
     """Console-script entry point."""
-    preload(sys.argv[1:])
-    cli.main(args=sys.argv[1:], prog_name="attest-step")
+    argv = sys.argv[1:]
+    kdf = early_kdf(argv)
+    preload(argv)
+    from attest_step.cli.group import cli  # noqa: PLC0415 - after the early work
+
+    cli.main(args=argv, prog_name="attest-step", obj=kdf)

@@ -11,6 +11,7 @@ import click
 
 from attest_step.cli.common import emit_json, output_option
 from attest_step.errors import RegistryError, UsageError
+from attest_step.keys.early_kdf import KdfPrefetch
 from attest_step.oci.options import RegistryOptions, registry_options
 
 
@@ -110,7 +111,9 @@ def sign_command(
     annotations = _annotations(annotation_values)
     # The registry work that does not need the signature runs while scrypt decrypts the key.
     prefetch = start_signature_prefetch(ref, annotations, registry)
-    signer = load_signer(key_ref, certificate_chain=certificate_chain)
+    # scrypt started by attest_step.cli.main before click loaded, if it could be.
+    kdf = click.get_current_context().find_object(KdfPrefetch)
+    signer = load_signer(key_ref, certificate_chain=certificate_chain, kdf=kdf)
     # Imported on a background thread during scrypt (attest_step.cli.main.PRELOAD).
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415

@@ -18,7 +18,7 @@ import binascii
 import json
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import nacl.exceptions
 import nacl.secret
@@ -34,6 +34,13 @@ ACCEPTED_SCRYPT_PARAMS = frozenset({(32768, 8, 1), (65536, 8, 1), (131072, 8, 1)
 DEFAULT_SCRYPT_N = 65536
 SALT_SIZE = 32
 KEY_SIZE = 32
+
+
+class KeyDerivation(Protocol):
+    """Computes scrypt(password, salt, N, r, p) to KEY_SIZE bytes, e.g. one started early
+    (:class:`attest_step.keys.early_kdf.KdfPrefetch`)."""
+
+    def derive(self, password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes: ...
 
 
 class EncryptedKeyFormatError(ValueError):
@@ -120,9 +127,12 @@ def _derive(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
     return Scrypt(salt=salt, length=KEY_SIZE, n=n, r=r, p=p).derive(password)
 
 
-def decrypt(key: EncryptedKey, password: bytes) -> bytes:
-    """Return the plaintext (PKCS#8 DER expected); raise WrongPasswordError if it won't open."""
-    box = nacl.secret.SecretBox(_derive(password, key.salt, key.n, key.r, key.p))
+def decrypt(key: EncryptedKey, password: bytes, *, kdf: KeyDerivation | None = None) -> bytes:
+    """Return the plaintext (PKCS#8 DER expected); raise WrongPasswordError if it won't open.
+
+    ``kdf`` computes the scrypt key instead of this module (same result)."""
+    derive = _derive if kdf is None else kdf.derive
+    box = nacl.secret.SecretBox(derive(password, key.salt, key.n, key.r, key.p))
     try:
         return bytes(box.decrypt(key.ciphertext, key.nonce))
     except nacl.exceptions.CryptoError as err:

@@ -139,7 +139,12 @@ def _check_leaf(key: PrivateKey, certs: list[x509.Certificate], source: str) -> 
 # ---------------------------------------------------------------- private keys
 
 
-def _decrypt_cosign(data: bytes, path: Path, pw: password.Password) -> PrivateKey:
+def _decrypt_cosign(
+    data: bytes,
+    path: Path,
+    pw: password.Password,
+    kdf: cosign_format.KeyDerivation | None = None,
+) -> PrivateKey:
     from attest_step.keys.local import (  # noqa: PLC0415 - start-up
         SUPPORTED,
         UnsupportedKeyError,
@@ -155,7 +160,7 @@ def _decrypt_cosign(data: bytes, path: Path, pw: password.Password) -> PrivateKe
     plaintext: bytes | None = None
     for candidate in pw.candidates():
         try:
-            plaintext = cosign_format.decrypt(encrypted, candidate)
+            plaintext = cosign_format.decrypt(encrypted, candidate, kdf=kdf)
             break
         except cosign_format.WrongPasswordError:
             continue
@@ -176,14 +181,18 @@ def _decrypt_cosign(data: bytes, path: Path, pw: password.Password) -> PrivateKe
 
 
 def _private_from_blocks(
-    blocks: list[pem.Block], data: bytes, path: Path, pw: password.Password | None
+    blocks: list[pem.Block],
+    data: bytes,
+    path: Path,
+    pw: password.Password | None,
+    kdf: cosign_format.KeyDerivation | None = None,
 ) -> tuple[PrivateKey, bool]:
     """(key, was_encrypted) from the key file's blocks."""
     labels = [b.label for b in blocks]
     if any(label in cosign_format.ENCRYPTED_LABELS for label in labels):
         if pw is None:  # resolved lazily so plain keys never need a password
             raise AssertionError("password must be resolved for encrypted keys")
-        return _decrypt_cosign(data, path, pw), True
+        return _decrypt_cosign(data, path, pw, kdf), True
     from attest_step.keys.local import (  # noqa: PLC0415 - start-up
         SUPPORTED,
         UnsupportedKeyError,
@@ -219,13 +228,14 @@ def _signer_from_file(
     password_file: Path | None,
     chain_path: Path | None,
     what: str,
+    kdf: cosign_format.KeyDerivation | None = None,
 ) -> LocalSigner:
     data = _read(path, what)
     blocks = _blocks(data, path, what)
     pw: password.Password | None = None
     if any(b.label in cosign_format.ENCRYPTED_LABELS for b in blocks):
         pw = password.resolve(str(path), explicit=explicit_password, secret_file=password_file)
-    key, _ = _private_from_blocks(blocks, data, path, pw)
+    key, _ = _private_from_blocks(blocks, data, path, pw, kdf)
     certs = load_certificates(data, str(path))
     source = str(path)
     if chain_path is not None:
@@ -251,6 +261,7 @@ def load_signer(
     *,
     password_value: bytes | None = None,
     certificate_chain: str | os.PathLike[str] | None = None,
+    kdf: cosign_format.KeyDerivation | None = None,
 ) -> Signer:
     """Load a signer from ``key_ref``.
 
@@ -259,7 +270,8 @@ def load_signer(
     mounted Secret of ``cosign generate-key-pair k8s://NS/NAME`` (or a ``kubernetes.io/tls``
     Secret), a plain PKCS#8 PEM key (optionally followed by its certificate chain, or with
     ``certificate_chain`` naming a PEM chain file), or a KMS URI. Raises AttestStepError on
-    any problem.
+    any problem. ``kdf`` derives a cosign key's scrypt key (e.g. one started early by
+    :mod:`attest_step.keys.early_kdf`); it must give the same result as scrypt itself.
     """
     chain_path = Path(certificate_chain) if certificate_chain is not None else None
     if is_kms_uri(key_ref):
@@ -274,6 +286,7 @@ def load_signer(
             password_file=None,
             chain_path=chain_path,
             what="key file",
+            kdf=kdf,
         )
     files = secret_dir.locate(path)
     if files.private_key is None:
@@ -289,6 +302,7 @@ def load_signer(
         password_file=files.password if password_value is None else None,
         chain_path=chain_path,
         what="key file",
+        kdf=kdf,
     )
 
 
