@@ -16,6 +16,7 @@ import click
 
 from attest_step.cli.common import emit_json, output_option
 from attest_step.errors import AttestStepError, UsageError
+from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
 from attest_step.keys.early_kdf import KdfPrefetch
 from attest_step.model import Subject
@@ -100,14 +101,7 @@ def _started_on(flag: str | None, ctx: TektonContext) -> datetime | None:
 def _write_atomically(path: Path, data: bytes, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_atomically(path, data, prefix=f".{path.name}.")
     except OSError as err:
         raise AttestStepError(
             f"{what} {path}: cannot write it ({err.strerror}); check the directory"
