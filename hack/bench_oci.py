@@ -31,7 +31,9 @@ sys.path.insert(0, str(REPO))
 from tests.fixtures.oci_image import build_image, push_image  # noqa: E402
 from tests.fixtures.registry import LocalRegistry  # noqa: E402
 
-ATTEST_STEP = REPO / ".venv" / "bin" / "attest-step"
+ATTEST_STEP = Path(
+    os.environ.get("ATTEST_STEP_BENCH_BIN") or REPO / ".venv" / "bin" / "attest-step"
+)
 COSIGN = REPO / ".tools" / "bin" / "cosign"
 PASSWORD = "bench"
 
