@@ -15,7 +15,7 @@ import pytest
 
 from tests.e2e.executor import Executor, RenderError, ToolMissing, ensure_built
 from tests.fixtures.registry import LocalRegistry
-from tests.fixtures.tools import REPO_ROOT
+from tests.fixtures.tools import REPO_ROOT, require_machine
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -24,14 +24,14 @@ pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 
 @pytest.fixture(scope="session")
 def built() -> None:
-    if os.geteuid() != 0 or shutil.which("unshare") is None:
-        pytest.skip("the local executor needs root and unshare (mount namespaces)")
+    require_machine(
+        os.geteuid() == 0 and shutil.which("unshare") is not None,
+        "root and unshare (mount namespaces) for the local executor",
+    )
     try:
         ensure_built()
     except ToolMissing as err:
-        if os.environ.get("CI") == "true":
-            pytest.fail(str(err))
-        pytest.skip(str(err))
+        require_machine(False, str(err))
 
 
 def _taskrun(task: str, **spec: Any) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.tools import require_tool
+from tests.fixtures.tools import require_machine, require_tool
 
 pytestmark = pytest.mark.netns
 PY = sys.executable
@@ -59,8 +59,8 @@ def test_probe_under_tekton_hermetic_entrypoint(tmp_path: Path) -> None:
 
 
 def test_without_hermetic_the_probe_sees_network(tmp_path: Path) -> None:
-    if not [n for n in os.listdir("/sys/class/net") if n != "lo"]:
-        pytest.skip("this machine has no network interface besides lo")
+    others = [n for n in os.listdir("/sys/class/net") if n != "lo"]
+    require_machine(bool(others), "a network interface besides lo")
     args = ["-m", "attest_step", "probe", "--require-isolated"]
     proc = subprocess.run(
         _entrypoint(tmp_path, args, hermetic=False),
@@ -91,8 +91,9 @@ def test_no_user_namespaces_fails_closed(tmp_path: Path) -> None:
         timeout=30,
         check=False,
     )
-    if proc.returncode == 99:
-        pytest.skip("cannot lower user.max_user_namespaces inside a user namespace here")
+    require_machine(
+        proc.returncode != 99, "a writable user.max_user_namespaces inside a user namespace"
+    )
     assert "tekton=1" in proc.stdout
     assert "run=1" in proc.stdout
     assert (tmp_path / "post.err").exists()  # Tekton marks the step failed

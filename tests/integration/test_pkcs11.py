@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from attest_step import dsse
 from attest_step.errors import AttestStepError
 from attest_step.keys.load import load_signer, load_verifier
 from attest_step.keys.local import PublicKeyVerifier
-from tests.fixtures.tools import require_tool
+from tests.fixtures.tools import require_machine, require_tool
 
 MODULES = [
     Path("/usr/lib/softhsm/libsofthsm2.so"),
@@ -25,7 +26,10 @@ PIN = "4321"
 def softhsm_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     softhsm_util = require_tool("softhsm2-util", hint="apt-get install softhsm2")
     pkcs11_tool = require_tool("pkcs11-tool", hint="apt-get install opensc")
-    pytest.importorskip("pkcs11", reason="python-pkcs11 (pip install 'attest-step[kms]')")
+    require_machine(
+        importlib.util.find_spec("pkcs11") is not None,
+        "python-pkcs11 (pip install 'attest-step[kms]'; the test extra has it)",
+    )
     module = next((m for m in MODULES if m.is_file()), None)
     assert module is not None, "softhsm2-util is installed but libsofthsm2.so was not found"
     tokens = tmp_path / "tokens"

@@ -13,7 +13,7 @@ import pytest
 
 from attest_step.hermetic.record import isolation_byproducts
 from attest_step.policy import evaluate_policy
-from tests.fixtures.tools import require_tool
+from tests.fixtures.tools import require_machine, require_tool
 
 pytestmark = pytest.mark.netns
 CLI = [sys.executable, "-m", "attest_step"]
@@ -66,8 +66,7 @@ def test_probe_in_tekton_like_namespaces(tmp_path: Path, tcp_server: int) -> Non
 
 def test_probe_with_network_fails_require_isolated(tcp_server: int) -> None:
     host_interfaces = [name for _, name in socket.if_nameindex() if name != "lo"]
-    if not host_interfaces:
-        pytest.skip("this machine has no network interface besides lo")
+    require_machine(bool(host_interfaces), "a network interface besides lo")
     proc = subprocess.run(
         [*CLI, "probe", "--require-isolated", "--connect", f"127.0.0.1:{tcp_server}"],
         capture_output=True,
