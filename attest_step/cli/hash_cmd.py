@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from attest_step.cli.common import output_option
+from attest_step.cli.process import is_own_process
 from attest_step.hashing import hash_paths, hash_paths_json
 from attest_step.hashing.jsontext import subjects_json
 from attest_step.model import Subject
@@ -117,12 +118,8 @@ def _exit_now() -> None:
     standard output and error are flushed (a flush error is raised as usual, before this).
     The status is click's for a verb that returns: 0.
     """
-    main_module = sys.modules.get("__main__")
-    entry = sys.modules.get("attest_step.cli.main")
     if (
-        entry is None
-        or main_module is None
-        or getattr(main_module, "main", None) is not getattr(entry, "main", object())
+        not is_own_process()
         or atexit._ncallbacks() != 0  # CPython's count of atexit handlers
         or threading.active_count() != 1
     ):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import gc
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
 from attest_step.cli.common import emit_json, output_option
+from attest_step.cli.process import is_own_process
 from attest_step.errors import RegistryError, UsageError
 from attest_step.keys.early_kdf import KdfPrefetch
 from attest_step.oci.options import RegistryOptions, registry_options
@@ -33,22 +33,10 @@ def _echo_records(records: list[dict[str, Any]], output: str) -> None:
         click.echo(f"{rec['status']}: {rec['kind']} ({rec['layout']}) -> {rec['location']}")
 
 
-def _own_process() -> bool:
-    """Whether this process is attest-step itself (console script or ``python -m
-    attest_step``), not an in-process caller (tests, CliRunner) whose interpreter lives on."""
-    main_module = sys.modules.get("__main__")
-    entry = sys.modules.get("attest_step.cli.main")
-    return (
-        entry is not None
-        and main_module is not None
-        and getattr(main_module, "main", None) is getattr(entry, "main", object())
-    )
-
-
 def _short_lived() -> None:
     """In attest-step's own process: no cyclic garbage collection (it spent ~8 ms scanning
     the freshly imported modules of ``sign``; the process ends within the second)."""
-    if _own_process():
+    if is_own_process():
         gc.disable()
 
 
@@ -56,7 +44,7 @@ def _exit_soon() -> None:
     """The verb is done and attest-step's own process exits next: move every object to the
     permanent generation, so the interpreter's shutdown skips its full garbage collection
     over every module's objects (~15 ms with the registry client loaded)."""
-    if _own_process():
+    if is_own_process():
         gc.freeze()
 
 
