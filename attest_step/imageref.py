@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from attest_step.digests import parse_sha256_digest
 from attest_step.errors import UsageError
@@ -21,8 +21,7 @@ _TAG = re.compile(r"[\w][\w.-]{0,127}")
 _MAX_NAME = 255
 
 
-@dataclass(frozen=True)
-class ImageRef:
+class ImageRef(NamedTuple):
     """An image in a registry, identified by the digest of its manifest or index."""
 
     registry: str

@@ -12,6 +12,15 @@ changes hit both alike. Compared like for like:
 
 Target: attest-step's median sign time is no more than cosign's (ratio <= 1.0).
 ``load_average_1min`` (before, after) says how busy the machine was.
+
+attest-step is timed as users run it: the wheel (``pip wheel``), installed non-editable in
+a fresh virtual environment whose dependencies are the development venv's (a ``.pth``
+line), as the step image installs it; cosign is timed as ``go install`` built it. The
+editable development install pays ~13 ms more per process for its import hook.
+When Debian's CPython of the same version is installed too (``/usr/bin/pythonX.Y``), the
+wheel is also installed on it and timed in the same rounds (``attest_step_system_python``,
+its own targets): the interpreter's build matters as much as the code.
+``ATTEST_STEP_BENCH_BIN=/path/to/attest-step`` times that one installation instead.
 """
 
 from __future__ import annotations
@@ -31,9 +40,7 @@ sys.path.insert(0, str(REPO))
 from tests.fixtures.oci_image import build_image, push_image  # noqa: E402
 from tests.fixtures.registry import LocalRegistry  # noqa: E402
 
-ATTEST_STEP = Path(
-    os.environ.get("ATTEST_STEP_BENCH_BIN") or REPO / ".venv" / "bin" / "attest-step"
-)
+VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 COSIGN = REPO / ".tools" / "bin" / "cosign"
 PASSWORD = "bench"
 
@@ -47,6 +54,64 @@ def _timed(args: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
+PIP = [str(VENV_PYTHON), "-m", "pip", "--disable-pip-version-check", "-q"]
+
+
+def _build_wheel(dist: Path) -> Path:
+    subprocess.run([*PIP, "wheel", "--no-deps", "-w", str(dist), str(REPO)], check=True)
+    return sorted(dist.glob("attest_step-*.whl"))[-1]
+
+
+def _system_python() -> str | None:
+    """Debian's ``/usr/bin/pythonX.Y`` of the development venv's version, if installed and
+    not the venv's own interpreter: a distribution build, optimised as the step image's
+    CPython is (the official image is built with PGO and LTO), where the venv's may be a
+    plain source build (pyenv's default: ~35 % slower at pure Python on the machine of
+    docs/oci-storage.md)."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    candidate = Path(f"/usr/bin/python{version}")
+    if (
+        not candidate.exists()
+        or candidate.resolve() == Path(getattr(sys, "_base_executable", sys.executable)).resolve()
+    ):
+        return None
+    return str(candidate)
+
+
+def _interpreter(python: str) -> str:
+    """e.g. ``CPython 3.11.2 /usr/bin/python3.11`` for a venv's python."""
+    code = (
+        "import sys, platform; print(platform.python_implementation(), "
+        "platform.python_version(), getattr(sys, '_base_executable', sys.executable))"
+    )
+    done = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True)
+    return done.stdout.strip()
+
+
+def _wheel_install(wheel: Path, venv: Path, python: str) -> Path:
+    """attest-step from ``wheel``, installed in a new venv at ``venv`` made by ``python``,
+    with the development venv's dependencies."""
+    subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True)
+    purelib = subprocess.run(
+        [str(VENV_PYTHON), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    venv_python = venv / "bin" / "python"
+    target = subprocess.run(
+        [str(venv_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (Path(target) / "_bench_deps.pth").write_text(purelib + "\n")
+    subprocess.run(
+        [*PIP, "--python", str(venv_python), "install", "--no-deps", str(wheel)], check=True
+    )
+    return venv / "bin" / "attest-step"
+
+
 def _median(values: list[float]) -> float:
     return round(statistics.median(values), 3)
 
@@ -54,10 +119,25 @@ def _median(values: list[float]) -> float:
 def run(quick: bool = False) -> dict[str, Any]:
     if not COSIGN.exists():
         return {"skipped": f"{COSIGN} not installed (run hack/install-tools.sh)"}
-    rounds = 3 if quick else 7
-    load_before = os.getloadavg()[0]
+    rounds = 3 if quick else 9
     with tempfile.TemporaryDirectory(prefix="bench-oci-") as tmp:
         work = Path(tmp)
+        chosen = os.environ.get("ATTEST_STEP_BENCH_BIN")
+        installs: dict[str, Path] = {}
+        interpreters: dict[str, str] = {}
+        if chosen:
+            installs["attest_step"] = Path(chosen)
+            interpreters["attest_step"] = chosen
+        else:
+            wheel = _build_wheel(work / "dist")
+            pythons = {"attest_step": sys.executable}
+            system = _system_python()
+            if system:
+                pythons["attest_step_system_python"] = system
+            for label, python in pythons.items():
+                installs[label] = _wheel_install(wheel, work / label, python)
+                interpreters[label] = _interpreter(str(installs[label].parent / "python"))
+        load_before = os.getloadavg()[0]
         env = {**os.environ, "COSIGN_PASSWORD": PASSWORD, "TUF_ROOT": str(work / "tuf")}
         subprocess.run(
             [str(COSIGN), "generate-key-pair"], cwd=work, env=env, check=True, capture_output=True
@@ -79,24 +159,30 @@ def run(quick: bool = False) -> dict[str, Any]:
 
             for i in range(rounds):
                 for layout in ("tag", "bundle"):
-                    ours = push_image(registry.repo("ours"), build_image(label=f"o{layout}{i}"))
+                    images = {
+                        label: push_image(
+                            registry.repo("ours"), build_image(label=f"{label}{layout}{i}")
+                        )
+                        for label in installs
+                    }
                     theirs = push_image(registry.repo("cos"), build_image(label=f"c{layout}{i}"))
-                    record(
-                        f"attest_step_sign_{layout}",
-                        _timed(
-                            [
-                                str(ATTEST_STEP),
-                                "sign",
-                                "--key",
-                                key,
-                                "--allow-insecure-registry",
-                                "--registry-layout",
-                                layout,
-                                ours.ref,
-                            ],
-                            env,
-                        ),
-                    )
+                    for label, binary in installs.items():
+                        record(
+                            f"{label}_sign_{layout}",
+                            _timed(
+                                [
+                                    str(binary),
+                                    "sign",
+                                    "--key",
+                                    key,
+                                    "--allow-insecure-registry",
+                                    "--registry-layout",
+                                    layout,
+                                    images[label].ref,
+                                ],
+                                env,
+                            ),
+                        )
                     cosign_flags = (
                         [
                             "--new-bundle-format=false",
@@ -126,12 +212,12 @@ def run(quick: bool = False) -> dict[str, Any]:
                         f"attest_step_verify_{layout}",
                         _timed(
                             [
-                                str(ATTEST_STEP),
+                                str(installs["attest_step"]),
                                 "verify",
                                 "--key",
                                 pub,
                                 "--allow-insecure-registry",
-                                ours.ref,
+                                images["attest_step"].ref,
                             ],
                             env,
                         ),
@@ -155,18 +241,20 @@ def run(quick: bool = False) -> dict[str, Any]:
             registry.stop()
     medians = {name: _median(values) for name, values in sorted(times.items())}
     targets = []
-    for layout in ("tag", "bundle"):
-        ours_s = medians[f"attest_step_sign_{layout}"]
-        cos_s = medians[f"cosign_sign_{layout}"]
-        targets.append(
-            {
-                "name": f"sign_{layout}_time_vs_cosign",
-                "measured": round(ours_s / cos_s, 3),
-                "target": 1.0,
-                "unit": "x cosign",
-                "better": "lower",
-            }
-        )
+    for label in installs:
+        suffix = label.removeprefix("attest_step")
+        for layout in ("tag", "bundle"):
+            ours_s = medians[f"{label}_sign_{layout}"]
+            cos_s = medians[f"cosign_sign_{layout}"]
+            targets.append(
+                {
+                    "name": f"sign_{layout}_time_vs_cosign{suffix}",
+                    "measured": round(ours_s / cos_s, 3),
+                    "target": 1.0,
+                    "unit": "x cosign",
+                    "better": "lower",
+                }
+            )
     ratios = {
         f"{step}_{layout}_ratio": round(
             medians[f"attest_step_{step}_{layout}"] / medians[f"cosign_{step}_{layout}"], 3
@@ -176,6 +264,10 @@ def run(quick: bool = False) -> dict[str, Any]:
     }
     return {
         "rounds": rounds,
+        "installations": {
+            label: f"{interpreters[label]} ({'as given' if chosen else 'wheel, fresh venv'})"
+            for label in installs
+        },
         "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
         "median_seconds": medians,
         "all_seconds": {

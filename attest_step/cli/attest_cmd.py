@@ -15,10 +15,10 @@ from typing import Any
 import click
 
 from attest_step.cli.common import emit_json, output_option
+from attest_step.cli.early import early_work
 from attest_step.errors import AttestStepError, UsageError
 from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
-from attest_step.keys.early_kdf import KdfPrefetch
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
 from attest_step.provenance import (
@@ -310,7 +310,7 @@ def attest_command(
     from attest_step.keys.load import load_signer  # noqa: PLC0415
 
     # scrypt started by attest_step.cli.main before click loaded, if it could be.
-    kdf = click.get_current_context().find_object(KdfPrefetch)
+    kdf = early_work().kdf
     signer = load_signer(key, kdf=kdf)
     if kdf is not None:
         kdf.wait()  # no thread left: hashing forks its workers only from a single thread

@@ -5,16 +5,14 @@ Imports only the hashing modules (no crypto, no registry client): start-up stays
 
 from __future__ import annotations
 
-import atexit
 import os
 import sys
-import threading
 from pathlib import Path
 
 import click
 
 from attest_step.cli.common import output_option
-from attest_step.cli.process import is_own_process
+from attest_step.cli.process import exit_now
 from attest_step.hashing import hash_paths, hash_paths_json
 from attest_step.hashing.jsontext import subjects_json
 from attest_step.model import Subject
@@ -74,7 +72,7 @@ def hash_command(
         raise click.UsageError("give at least one PATH or --image REF@sha256:HEX")
     if output == "json" and not images:
         write_stdout(hash_paths_json(paths, excludes=excludes, dir_digest=dir_digest) + b"\n")
-        _exit_now()
+        exit_now()
         return
     subjects = hash_paths(paths, excludes=excludes, dir_digest=dir_digest) if paths else []
     if images:
@@ -89,7 +87,7 @@ def hash_command(
     else:
         for subject in subjects:
             click.echo(text_line(subject))
-    _exit_now()
+    exit_now()
 
 
 def write_stdout(data: bytes) -> None:
@@ -105,25 +103,3 @@ def write_stdout(data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
-
-
-def _exit_now() -> None:
-    """End the process with status 0 now, skipping interpreter teardown, when that is safe.
-
-    Freeing tens of thousands of entries, names and digests one by one, then every module,
-    costs ~10 ms after the output is complete; the kernel reclaims it all at once. Safe
-    only when nothing is left for teardown to do: the process was started as attest-step
-    itself (console script or ``python -m attest_step``, never in-process callers such as
-    tests or CliRunner), no ``atexit`` handler is registered, no other thread runs, and
-    standard output and error are flushed (a flush error is raised as usual, before this).
-    The status is click's for a verb that returns: 0.
-    """
-    if (
-        not is_own_process()
-        or atexit._ncallbacks() != 0  # CPython's count of atexit handlers
-        or threading.active_count() != 1
-    ):
-        return
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)

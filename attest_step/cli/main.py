@@ -2,13 +2,15 @@
 
 Before click and the verb are imported (~40 ms), :func:`main` starts what only needs the raw
 arguments: for ``sign`` and ``attest`` the scrypt of a cosign ``--key``
-(:mod:`attest_step.keys.early_kdf`, handed to the verb as click's ``ctx.obj``), and for
-``sign`` background imports (``PRELOAD``). The group itself lives in
-:mod:`attest_step.cli.group`; ``cli`` and ``COMMANDS`` are still importable from here.
+(:mod:`attest_step.keys.early_kdf`), and for ``sign`` background imports (``PRELOAD``).
+Both reach the verb as click's ``obj`` (:class:`attest_step.cli.early.EarlyWork`). The
+group itself lives in :mod:`attest_step.cli.group`; ``cli`` and ``COMMANDS`` are still
+importable from here.
 """
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import threading
@@ -23,28 +25,25 @@ __all__ = ["COMMANDS", "HELP", "PRELOAD", "LazyGroup", "cli", "main", "preload"]
 
 # Verbs whose cosign --key scrypt starts before anything else (see early_kdf).
 EARLY_KDF_VERBS = ("sign", "attest")
+# Verbs that run without the cyclic garbage collector: a bounded amount of work in a
+# process that ends within the second. Loading their modules alone triggers ~70
+# collections (~13 ms on a 2-core machine) that find next to nothing to free.
+NO_GC_VERBS = ("sign", "verify", "verify-attestation", "push")
 
 
-# Verb -> (modules imported first, on the main thread; modules then imported on a background
-# thread). ``sign`` spends ~130 ms in scrypt decrypting a cosign key, with the GIL released
-# (started by early_kdf() before any of this for a cosign key file with COSIGN_PASSWORD);
-# the registry client (requests, oras: ~60-80 ms of imports) and what runs after the key is
-# decrypted are loaded meanwhile instead of before. Everything the verb needs up to the key
-# decryption is imported first (``keys/load.py`` imports ``keys/local.py`` before it starts
-# scrypt, when early_kdf() did not). ``sign`` also starts a prefetch thread
-# (``attest_step.oci.prefetch``) that imports the registry client too (whichever thread
-# comes second waits for the first) and then does the registry work that does not need the
-# signature.
+# Verb -> (modules imported on the main thread; modules imported on a background thread,
+# started first). ``sign`` spends ~160 ms in scrypt decrypting a cosign key, with the GIL
+# released (started by early_kdf() before any of this for a cosign key file with
+# COSIGN_PASSWORD). What it does meanwhile is bound by the GIL: ~180 ms of imports on a
+# 2-core machine. The registry client (requests, oras, the layouts: ~130 ms) comes first,
+# on the background thread, because the registry reads and blob uploads done ahead of the
+# signature (``attest_step.oci.prefetch``) can only start once it is loaded and then spend
+# most of their time waiting on the network. The main thread imports only what parsing the
+# command line needs, starts the prefetch, waits for these imports (``EarlyWork``) and then
+# imports the key loader and cryptography while the prefetch waits on the registry.
 PRELOAD: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "sign": (
-        (
-            "attest_step.cli.oci_cmd",
-            "attest_step.imageref",
-            "attest_step.keys.load",
-            "attest_step.keys.local",
-            "attest_step.oci.prefetch",
-            "cryptography.hazmat.primitives.kdf.scrypt",
-        ),
+        ("attest_step.cli.oci_cmd", "attest_step.imageref", "attest_step.oci.prefetch"),
         ("attest_step.oci.upload", "attest_step.oci.sign", "tempfile"),
     ),
 }
@@ -60,16 +59,17 @@ def _import_quietly(names: tuple[str, ...]) -> None:
 
 
 def preload(argv: list[str]) -> threading.Thread | None:
-    """Start importing the heavy modules of the verb in ``argv`` in the background."""
+    """Start importing the heavy modules of the verb in ``argv`` in the background, then
+    import its command-line modules; the background thread (None if the verb has none)."""
     verb = next((arg for arg in argv if not arg.startswith("-")), None)
     plan = PRELOAD.get(verb or "")
     if plan is None or any(arg in ("-h", "--help", "--version") for arg in argv):
         return None
-    _import_quietly(plan[0])
     thread = threading.Thread(
         target=_import_quietly, args=(plan[1],), name="attest-step-preload", daemon=True
     )
     thread.start()
+    _import_quietly(plan[0])
     return thread
 
 
@@ -96,8 +96,11 @@ def __getattr__(name: str) -> Any:
 def main() -> None:
     """Console-script entry point."""
     argv = sys.argv[1:]
+    if argv and argv[0] in NO_GC_VERBS:
+        gc.disable()
     kdf = early_kdf(argv)
-    preload(argv)
-    from attest_step.cli.group import cli  # noqa: PLC0415 - after the early work
+    imports = preload(argv)
+    from attest_step.cli.early import EarlyWork  # noqa: PLC0415 - after the early work
+    from attest_step.cli.group import cli  # noqa: PLC0415
 
-    cli.main(args=argv, prog_name="attest-step", obj=kdf)
+    cli.main(args=argv, prog_name="attest-step", obj=EarlyWork(kdf, imports))

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import gc
 from pathlib import Path
 from typing import Any
 
 import click
 
 from attest_step.cli.common import emit_json, output_option
-from attest_step.cli.process import is_own_process
+from attest_step.cli.early import early_work
+from attest_step.cli.process import exit_now
 from attest_step.errors import RegistryError, UsageError
-from attest_step.keys.early_kdf import KdfPrefetch
 from attest_step.oci.options import RegistryOptions, registry_options
 
 
@@ -31,21 +30,6 @@ def _echo_records(records: list[dict[str, Any]], output: str) -> None:
         return
     for rec in records:
         click.echo(f"{rec['status']}: {rec['kind']} ({rec['layout']}) -> {rec['location']}")
-
-
-def _short_lived() -> None:
-    """In attest-step's own process: no cyclic garbage collection (it spent ~8 ms scanning
-    the freshly imported modules of ``sign``; the process ends within the second)."""
-    if is_own_process():
-        gc.disable()
-
-
-def _exit_soon() -> None:
-    """The verb is done and attest-step's own process exits next: move every object to the
-    permanent generation, so the interpreter's shutdown skips its full garbage collection
-    over every module's objects (~15 ms with the registry client loaded)."""
-    if is_own_process():
-        gc.freeze()
 
 
 annotation_option = click.option(
@@ -90,18 +74,22 @@ def sign_command(
     image: str,
 ) -> None:
     """Sign IMAGE (REPOSITORY@sha256:HEX) and attach the signature as cosign does."""
-    _short_lived()
     from attest_step.imageref import parse_image_ref  # noqa: PLC0415 - lazy per verb
-    from attest_step.keys.load import load_signer  # noqa: PLC0415
     from attest_step.oci.prefetch import start_signature_prefetch  # noqa: PLC0415
 
     ref = parse_image_ref(image, what="IMAGE")
     annotations = _annotations(annotation_values)
     # The registry work that does not need the signature runs while scrypt decrypts the key.
     prefetch = start_signature_prefetch(ref, annotations, registry)
-    # scrypt started by attest_step.cli.main before click loaded, if it could be.
-    kdf = click.get_current_context().find_object(KdfPrefetch)
-    signer = load_signer(key_ref, certificate_chain=certificate_chain, kdf=kdf)
+    # scrypt started by attest_step.cli.main before click loaded, if it could be. While it
+    # runs, the registry client's imports come first (the prefetch waits for them); the key
+    # loader and cryptography load while the prefetch waits on the network.
+    early = early_work()
+    if early.kdf is not None:
+        early.wait_for_imports()
+    from attest_step.keys.load import load_signer  # noqa: PLC0415
+
+    signer = load_signer(key_ref, certificate_chain=certificate_chain, kdf=early.kdf)
     # Imported on a background thread during scrypt (attest_step.cli.main.PRELOAD).
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
@@ -121,7 +109,7 @@ def sign_command(
     if spool_dir is None:
         shutil.rmtree(out_dir, ignore_errors=True)
     _echo_records(records, output)
-    _exit_soon()
+    exit_now()
 
 
 @click.command("verify")
@@ -158,6 +146,7 @@ def verify_command(
                 ],
             }
         )
+        exit_now()
         return
     click.echo(f"Verification for {ref} --")
     click.echo("The following checks were performed on each of these signatures:")
@@ -167,6 +156,7 @@ def verify_command(
         click.echo("  - The signed annotations match -a")
     for v in verified:
         click.echo(f"  {v.source}: {v.location}")
+    exit_now()
 
 
 @click.command("push")
@@ -187,3 +177,4 @@ def push_command(*, from_dir: Path, output: str, registry: RegistryOptions) -> N
     if not records:
         raise UsageError(f"--from {from_dir}: no spool records (*.oci.json) in it")
     _echo_records(records, output)
+    exit_now()

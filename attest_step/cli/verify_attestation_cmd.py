@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from attest_step.cli.common import emit_json, output_option
+from attest_step.cli.process import exit_now
 from attest_step.errors import UsageError
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
@@ -156,3 +157,4 @@ def verify_attestation_command(
         emit_json(result.to_dict())
     else:
         _print_text(result, source)
+    exit_now()

@@ -17,13 +17,9 @@ import base64
 import binascii
 import json
 import os
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
-import nacl.exceptions
-import nacl.secret
-
-from attest_step.keys import pem
+from attest_step.keys import pem, scrypt, secretbox
 
 SIGSTORE_LABEL = "ENCRYPTED SIGSTORE PRIVATE KEY"
 COSIGN_LABEL = "ENCRYPTED COSIGN PRIVATE KEY"
@@ -51,8 +47,7 @@ class WrongPasswordError(ValueError):
     """The password does not open the key (or the ciphertext was altered)."""
 
 
-@dataclass(frozen=True)
-class EncryptedKey:
+class EncryptedKey(NamedTuple):
     """The parsed, still encrypted content of a cosign key file."""
 
     label: str
@@ -113,18 +108,15 @@ def parse(data: bytes) -> EncryptedKey:
     salt = _b64_field(kdf, "salt")
     nonce = _b64_field(cipher, "nonce")
     ciphertext = _b64_field(doc, "ciphertext")
-    if len(nonce) != nacl.secret.SecretBox.NONCE_SIZE:
+    if len(nonce) != secretbox.NONCE_SIZE:
         raise EncryptedKeyFormatError("cipher.nonce must be 24 bytes")
-    if len(ciphertext) < nacl.secret.SecretBox.MACBYTES:
+    if len(ciphertext) < secretbox.MAC_SIZE:
         raise EncryptedKeyFormatError("ciphertext is too short")
     return EncryptedKey(block.label, n, r, p, salt, nonce, ciphertext)
 
 
 def _derive(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
-    # Imported here: the rest of cryptography need not be loaded before scrypt starts.
-    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt  # noqa: PLC0415
-
-    return Scrypt(salt=salt, length=KEY_SIZE, n=n, r=r, p=p).derive(password)
+    return scrypt.derive(password, salt, n, r, p, size=KEY_SIZE)
 
 
 def decrypt(key: EncryptedKey, password: bytes, *, kdf: KeyDerivation | None = None) -> bytes:
@@ -132,10 +124,10 @@ def decrypt(key: EncryptedKey, password: bytes, *, kdf: KeyDerivation | None = N
 
     ``kdf`` computes the scrypt key instead of this module (same result)."""
     derive = _derive if kdf is None else kdf.derive
-    box = nacl.secret.SecretBox(derive(password, key.salt, key.n, key.r, key.p))
+    secret = derive(password, key.salt, key.n, key.r, key.p)
     try:
-        return bytes(box.decrypt(key.ciphertext, key.nonce))
-    except nacl.exceptions.CryptoError as err:
+        return secretbox.open_box(secret, key.nonce, key.ciphertext)
+    except secretbox.SecretBoxError as err:
         raise WrongPasswordError("decryption failed") from err
 
 
@@ -152,9 +144,8 @@ def encrypt(
     if label not in ENCRYPTED_LABELS:
         raise ValueError(f"unknown label {label!r}")
     salt = os.urandom(SALT_SIZE)
-    nonce = os.urandom(nacl.secret.SecretBox.NONCE_SIZE)
-    box = nacl.secret.SecretBox(_derive(password, salt, n, 8, 1))
-    sealed = box.encrypt(plaintext, nonce).ciphertext
+    nonce = os.urandom(secretbox.NONCE_SIZE)
+    sealed = secretbox.seal(_derive(password, salt, n, 8, 1), nonce, plaintext)
 
     def b64(raw: bytes) -> str:
         return base64.b64encode(raw).decode("ascii")

@@ -6,7 +6,7 @@ refuses PKCS#8 v2 (OneAsymmetricKey with the public key) Ed25519 keys, which Go 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 SEQUENCE = 0x30
 INTEGER = 0x02
@@ -21,8 +21,7 @@ class DerError(ValueError):
     """The bytes are not the DER structure expected."""
 
 
-@dataclass(frozen=True)
-class Tlv:
+class Tlv(NamedTuple):
     tag: int
     value: bytes
     end: int  # offset just past this element in the buffer it was read from
@@ -66,8 +65,7 @@ def children(value: bytes) -> list[Tlv]:
     return out
 
 
-@dataclass(frozen=True)
-class PrivateKeyInfo:
+class PrivateKeyInfo(NamedTuple):
     version: int
     algorithm_oid: bytes
     private_key: bytes  # content of the privateKey OCTET STRING

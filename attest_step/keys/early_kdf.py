@@ -10,7 +10,8 @@ password, salt and cost settings are exactly the ones it used, and computes it o
 Only a regular file holding an ``ENCRYPTED SIGSTORE/COSIGN PRIVATE KEY`` block with cost
 settings cosign accepts is considered. Every failure here is silent: the key loader then
 does the work itself and reports the problem as usual. Nothing is printed, and this module
-imports only the standard library (and cryptography's scrypt, on first use).
+imports only the standard library and :mod:`attest_step.keys.scrypt` (which loads its
+implementation on first use).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ import os
 import stat
 import threading
 from collections.abc import Mapping, Sequence
+
+from attest_step.keys import scrypt
 
 PASSWORD_ENV = "COSIGN_PASSWORD"  # noqa: S105 (a variable name)
 # Same labels and (N, r, p) triples as attest_step.keys.cosign_format (not imported: it
@@ -32,9 +35,7 @@ _NOT_FILES = ("://", "pkcs11:")
 
 def scrypt_key(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
     """The 32-byte scrypt key, as ``cosign_format`` derives it."""
-    from cryptography.hazmat.primitives.kdf.scrypt import Scrypt  # noqa: PLC0415 - start-up
-
-    return Scrypt(salt=salt, length=_KEY_SIZE, n=n, r=r, p=p).derive(password)
+    return scrypt.derive(password, salt, n, r, p, size=_KEY_SIZE)
 
 
 def key_argument(argv: Sequence[str]) -> str | None:
@@ -142,10 +143,9 @@ class KdfPrefetch:
             if settings is None:
                 return None
             prefetch = cls(value.encode("utf-8"), *settings)
-            # Imported here, not on the thread, where it would share the GIL with the
-            # imports of the main thread (~10 ms instead of ~6 ms before scrypt starts).
-            import cryptography.hazmat.primitives.kdf.scrypt  # noqa: F401, PLC0415
-
+            # Loaded here, not on the thread, where it would share the GIL with the
+            # imports of the main thread.
+            scrypt.prepare()
             prefetch._thread.start()
         except Exception:  # the key loader does the work and reports the problem
             return None

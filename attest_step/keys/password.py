@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from attest_step.errors import AttestStepError
 
@@ -19,10 +19,12 @@ PASSWORD_ENV = "COSIGN_PASSWORD"  # noqa: S105 (a variable name)
 PASSWORD_FILE_ENV = "ATTEST_STEP_PASSWORD_FILE"  # noqa: S105 (a variable name)
 
 
-@dataclass(frozen=True)
-class Password:
-    value: bytes = field(repr=False)
+class Password(NamedTuple):
+    value: bytes
     source: str  # e.g. "COSIGN_PASSWORD", "file /etc/signing/cosign.password"
+
+    def __repr__(self) -> str:  # never the value
+        return f"Password(source={self.source!r})"
 
     def candidates(self) -> list[bytes]:
         """The value, then (for files written with ``echo``) the value without one newline."""

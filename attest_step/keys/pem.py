@@ -6,7 +6,7 @@ import base64
 import binascii
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 _BLOCK = re.compile(
     rb"-----BEGIN (?P<label>[\x21-\x2c\x2e-\x7e](?:[- ]?[\x21-\x2c\x2e-\x7e])*)-----"
@@ -20,8 +20,7 @@ class PemError(ValueError):
     """A PEM block is malformed."""
 
 
-@dataclass(frozen=True)
-class Block:
+class Block(NamedTuple):
     label: str
     der: bytes
     text: bytes  # the block as it appeared, normalised to LF and a trailing newline

@@ -14,8 +14,8 @@ reading every file from its target gives a consistent key/password pair even mid
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 COSIGN_KEY = "cosign.key"
 COSIGN_PASSWORD = "cosign.password"  # noqa: S105 (a file name)
@@ -25,8 +25,7 @@ TLS_CRT = "tls.crt"
 DATA_LINK = "..data"
 
 
-@dataclass(frozen=True)
-class SecretFiles:
+class SecretFiles(NamedTuple):
     directory: Path  # where the files are read from (``..data`` resolved)
     private_key: Path | None
     password: Path | None

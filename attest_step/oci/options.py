@@ -16,8 +16,7 @@ from __future__ import annotations
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 import click
 
@@ -30,8 +29,7 @@ DEFAULT_TIMEOUT_SECONDS = 180.0  # cosign's --timeout default (3m0s)
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
-@dataclass(frozen=True)
-class RegistryOptions:
+class RegistryOptions(NamedTuple):
     allow_insecure_registry: bool = False
     ca_cert: str | None = None
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS

@@ -17,10 +17,9 @@ import json
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import oras.auth
 import requests
@@ -43,10 +42,11 @@ from attest_step.oci.types import (
 
 # go-containerregistry's mapping: the Docker Hub name is served by another host.
 _API_HOSTS = {"index.docker.io": "registry-1.docker.io", "docker.io": "registry-1.docker.io"}
+SMALL_BLOB = 16 << 10
+"""Blobs up to this size are uploaded without a HEAD first (see RegistryClient.put_blob)."""
 
 
-@dataclass(frozen=True)
-class Manifest:
+class Manifest(NamedTuple):
     """A manifest or index exactly as the registry served it."""
 
     data: bytes
@@ -383,16 +383,23 @@ class RegistryClient:
 
     def put_blob(self, repository: str, data: bytes) -> Descriptor:
         """Upload ``data`` (monolithic POST + PUT) unless the registry has it already (or
-        this client uploaded or found it before: then no request at all)."""
+        this client uploaded or found it before: then no request at all).
+
+        Blobs up to ``SMALL_BLOB`` bytes (signature payloads, configs, bundles) are uploaded
+        without asking first: a HEAD that finds nothing costs the round trip it would save
+        when it finds the blob, and these are usually new. Uploading a blob the registry
+        already has is harmless (same digest, same content)."""
         digest = sha256_digest(data)
         if (repository, digest) in self._has_blob:
             return Descriptor("application/octet-stream", digest, len(data))
         what = f"upload blob {digest} to {self.host}/{repository}"
+        ask_first = len(data) > SMALL_BLOB
 
         def op() -> None:
-            head = self._request("HEAD", self.url(repository, f"blobs/{digest}"))
-            if head.status_code == 200:
-                return
+            if ask_first:
+                head = self._request("HEAD", self.url(repository, f"blobs/{digest}"))
+                if head.status_code == 200:
+                    return
             start = self._request("POST", self.url(repository, "blobs/uploads/"))
             if start.status_code != 202:
                 raise self._fail(what, start)

@@ -8,8 +8,9 @@ an update (last PUT wins). :func:`read_modify_write` narrows and detects it:
   from; if not, another writer is active and it reads and merges again instead of writing
   (not counted as an attempt), so a writer can only overwrite what it has not seen during
   its HEAD->PUT gap (one round trip), not during its whole read-modify-write;
-* after its PUT it waits a settle time (three times its own HEAD->PUT gap, at least 20 ms
-  while it has seen no other writer, at least 50 ms once it has; at most 500 ms) and
+* after its PUT it waits a settle time (twice its own HEAD->PUT gap, at least 20 ms
+  while it has seen no other writer, at least 50 ms and jittered once it has; at most
+  500 ms) and
   re-reads the tag until it has not changed for one such period, checking the update is
   complete; if not it merges again after a random pause, a bounded number of times, then
   fails with a one-line RegistryError;
@@ -23,7 +24,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Manifest, RegistryClient
@@ -39,16 +40,21 @@ SETTLE_MIN = 0.05
 SETTLE_QUIET_MIN = 0.02
 """Settle floor while no other writer has been seen (the common, uncontended case)."""
 SETTLE_MAX = 0.5
+SETTLE_FACTOR = 2.0
+"""Settle time per second of our own HEAD->PUT gap."""
 
 
 def settle_time(window: float, rand: random.Random, *, contended: bool = True) -> float:
-    """How long to wait after a PUT before checking it stuck: three times our own HEAD->PUT
-    gap (a concurrent writer can only overwrite us from within its own such gap, about as
-    long), within [20 ms (no other writer seen) or 50 ms, 500 ms], with jitter so that
-    racing writers do not re-check in lock step."""
+    """How long to wait after a PUT before checking it stuck: twice our own HEAD->PUT gap
+    (a concurrent writer can only overwrite us with a PUT that follows a HEAD answered
+    before our PUT landed, so from within its own such gap, about as long: the factor is
+    the margin for a writer slower than us), within [20 ms (no other writer seen) or
+    50 ms, 500 ms]. Once another writer has been seen, times a random 1-1.5 so that racing
+    writers do not re-check in lock step; without one there is nobody to desynchronise
+    from."""
     floor = SETTLE_MIN if contended else SETTLE_QUIET_MIN
-    base: float = min(SETTLE_MAX, max(floor, 3 * window))
-    return base * rand.uniform(1.0, 1.5)
+    base: float = min(SETTLE_MAX, max(floor, SETTLE_FACTOR * window))
+    return base * rand.uniform(1.0, 1.5) if contended else base
 
 
 def wait_stable(
@@ -82,8 +88,7 @@ def wait_stable(
     return check
 
 
-@dataclass(frozen=True)
-class Put:
+class Put(NamedTuple):
     digest: str | None
     """The digest written; None when the tag moved since the read and nothing was written."""
     window: float
@@ -137,8 +142,7 @@ def read_confirmed(
     )
 
 
-@dataclass(frozen=True)
-class Read:
+class Read(NamedTuple):
     """One confirmed read of the tag and when it started (monotonic seconds)."""
 
     manifest: Manifest | None
@@ -153,8 +157,7 @@ def read_tag(
     return Read(read_confirmed(client, repository, tag, sleep), started)
 
 
-@dataclass(frozen=True)
-class Outcome:
+class Outcome(NamedTuple):
     digest: str
     """The tag's digest once complete."""
     status: str
@@ -162,8 +165,7 @@ class Outcome:
     attempts: int
 
 
-@dataclass(frozen=True)
-class Update:
+class Update(NamedTuple):
     """What a read-modify-write of one tag writes, and when it is done."""
 
     build: Callable[[Manifest | None], bytes]

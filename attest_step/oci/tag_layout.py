@@ -10,8 +10,7 @@ import contextlib
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from attest_step.errors import RegistryError
 from attest_step.oci.registry import Background, Manifest, RegistryClient
@@ -31,8 +30,7 @@ MAX_LAYERS = 1000  # cosign refuses manifests with more layers
 _ZERO_TIME = "0001-01-01T00:00:00Z"
 
 
-@dataclass(frozen=True)
-class Layer:
+class Layer(NamedTuple):
     """One signature/attestation layer: the blob bytes and their descriptor annotations."""
 
     data: bytes
@@ -45,8 +43,7 @@ class Layer:
         )
 
 
-@dataclass(frozen=True)
-class AppendResult:
+class AppendResult(NamedTuple):
     manifest_digest: str
     status: str  # "pushed" or "present"
     attempts: int
@@ -198,15 +195,25 @@ def prefetch_append(
     the config the merge will most likely need. Nothing is written at the tag; the read is
     returned for ``append_layer(first=...)``, whose HEAD before the PUT re-reads the tag if
     it moved since."""
+    layer_digest = sha256_digest(layer_data)
     upload = client.put_blob_background(repository, layer_data)
+    # The common case is a first signature: no tag yet, and a config that lists only this
+    # layer. That config is uploaded while the tag is read; if the tag exists, the config
+    # of the merge is uploaded after the read and the guess stays an unreferenced blob.
+    first_config = config_blob([layer_digest])
+    guess = client.put_blob_background(repository, first_config)
     try:
         read = read_tag(client, repository, tag, sleep)
         digests = [d.digest for d in layers_of(read.manifest)]
-        client.put_blob(repository, config_blob([*digests, sha256_digest(layer_data)]))
+        config = config_blob([*digests, layer_digest])
+        if config != first_config:
+            client.put_blob(repository, config)
+        guess.wait()
         upload.wait()
     finally:
-        with contextlib.suppress(Exception):
-            upload.wait()
+        for background in (guess, upload):
+            with contextlib.suppress(Exception):
+                background.wait()
     return read
 
 

@@ -20,18 +20,10 @@ from __future__ import annotations
 
 import contextlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest_step.errors import RegistryError
 from attest_step.imageref import ImageRef
-from attest_step.oci.bundle_layout import (
-    ReferrersRead,
-    bundle_bytes,
-    list_referrers,
-    prefetch_referrer,
-    push_referrer,
-)
-from attest_step.oci.oci_layout import write_items
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.registry import RegistryClient
 from attest_step.oci.retry import Deadline, RetryPolicy
@@ -40,6 +32,13 @@ from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants
 from attest_step.oci.spool import SpoolItem, read_spool
 from attest_step.oci.tag_layout import Layer, append_layer, prefetch_append
 from attest_step.oci.types import BUNDLE_TYPE_PREFIX, Descriptor, tag_for
+
+if TYPE_CHECKING:
+    from attest_step.oci.bundle_layout import ReferrersRead
+
+# The bundle layout and the OCI layout target are imported where used: ``sign`` with the
+# tag layout (the default for an image without bundles) needs neither, and loads this
+# module while its key is decrypted.
 
 
 class _Uploader:
@@ -72,6 +71,8 @@ class _Uploader:
             read = prefetch_append(client, image.repository, tag, payload)
             self._first_reads[image.registry, image.repository, tag] = read
         if layout in ("bundle", "both"):
+            from attest_step.oci.bundle_layout import prefetch_referrer  # noqa: PLC0415
+
             self.subject(image)
             referrers = prefetch_referrer(client, image.repository, image.digest)
             self._referrers_reads[str(image)] = referrers
@@ -82,6 +83,8 @@ class _Uploader:
             return self.options.layout
         key = str(image)
         if key not in self._layouts:
+            from attest_step.oci.bundle_layout import list_referrers  # noqa: PLC0415
+
             client = self.client(image.registry)
             found = list_referrers(client, image.repository, image.digest)
             has = any((d.artifact_type or "").startswith(BUNDLE_TYPE_PREFIX) for d in found)
@@ -128,6 +131,8 @@ class _Uploader:
         }
 
     def push_bundle(self, item: SpoolItem) -> dict[str, Any]:
+        from attest_step.oci.bundle_layout import bundle_bytes, push_referrer  # noqa: PLC0415
+
         image = item.image
         bundle = bundle_bytes(envelope_of(item), item.public_key_hint)
         result = push_referrer(
@@ -183,6 +188,8 @@ def push_items(
     """Upload ``items`` as ``registry.layout`` says; one record per upload. ``prefetch``
     (finished): reads and uploads done ahead of the signature, for the same images."""
     if registry.oci_layout_dir:
+        from attest_step.oci.oci_layout import write_items  # noqa: PLC0415
+
         return write_items(Path(registry.oci_layout_dir), items, registry.layout)
     uploader = prefetch.uploader() if prefetch is not None else _Uploader(registry)
     out: list[dict[str, Any]] = []

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attest_step.cli import attest_cmd
+from attest_step.cli.early import EarlyWork
 from attest_step.cli.main import cli, early_kdf
 from attest_step.errors import AttestStepError
 from attest_step.keys import cosign_format, pem
@@ -274,7 +275,7 @@ def test_attest_hashes_single_threaded(
     kdf = _started(cosign_key_pair.key, cosign_key_pair.password)
     args = ["attest", "--key", str(cosign_key_pair.key), "--subject-path", str(artifact)]
     args += ["--output-file", str(tmp_path / "att.json"), "--finished-on", "2024-05-01T12:00:00Z"]
-    result = CliRunner().invoke(cli, args, obj=kdf, catch_exceptions=False)
+    result = CliRunner().invoke(cli, args, obj=EarlyWork(kdf), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     assert seen == [before]
 

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from attest_step.errors import AttestStepError
 from attest_step.keys.load import load_signer, load_verifier, needs_password
 from attest_step.keys.local import LocalSigner, PublicKeyVerifier
+from attest_step.keys.password import Password
 from tests.fixtures.keys import (
     Chain,
     KeyPair,
@@ -288,3 +289,9 @@ def test_unreadable_inputs(tmp_path: Path, pem_keys: dict[str, PemKey]) -> None:
     else:
         with pytest.raises(AttestStepError, match="cannot read"):
             load_signer(str(path))
+
+
+def test_password_repr_names_the_source_never_the_value() -> None:
+    secret = Password(b"hunter2-do-not-print", "COSIGN_PASSWORD")
+    assert repr(secret) == "Password(source='COSIGN_PASSWORD')"
+    assert "hunter2" not in str(secret) and "hunter2" not in f"{[secret]}"
