@@ -90,24 +90,20 @@ def _interpreter(python: str) -> str:
     return done.stdout.strip()
 
 
+def _purelib(python: Path) -> Path:
+    """The site-packages directory of the interpreter (or venv) ``python``."""
+    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
+    done = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True)
+    return Path(done.stdout.strip())
+
+
 def _wheel_install(wheel: Path, venv: Path, python: str) -> Path:
     """attest-step from ``wheel``, installed in a new venv at ``venv`` made by ``python``,
-    with the development venv's dependencies."""
+    with the development venv's dependencies (a ``.pth`` line)."""
     subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True)
-    purelib = subprocess.run(
-        [str(VENV_PYTHON), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
     venv_python = venv / "bin" / "python"
-    target = subprocess.run(
-        [str(venv_python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.strip()
-    (Path(target) / "_bench_deps.pth").write_text(purelib + "\n")
+    deps = _purelib(VENV_PYTHON)
+    (_purelib(venv_python) / "_bench_deps.pth").write_text(f"{deps}\n")
     subprocess.run(
         [*PIP, "--python", str(venv_python), "install", "--no-deps", str(wheel)], check=True
     )
