@@ -36,9 +36,9 @@ from attest_step.oci.types import BUNDLE_TYPE_PREFIX, Descriptor, tag_for
 if TYPE_CHECKING:
     from attest_step.oci.bundle_layout import ReferrersRead
 
-# The bundle layout and the OCI layout target are imported where used: ``sign`` with the
-# tag layout (the default for an image without bundles) needs neither, and loads this
-# module while its key is decrypted.
+# The bundle layout and the OCI layout target are imported where used: ``sign`` loads this
+# module while its key is decrypted, and with ``--registry-layout tag`` needs neither
+# (``auto`` needs the bundle layout's referrers listing).
 
 
 class _Uploader:

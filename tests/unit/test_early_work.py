@@ -91,8 +91,8 @@ def test_sign_loads_the_key_after_the_background_imports_while_scrypt_runs(
         raise _stop()
 
     monkeypatch.setattr("attest_step.keys.load.load_signer", loader)
-    threading.Timer(0.2, release.set).start()
     started = time.monotonic()
+    threading.Timer(0.2, release.set).start()
     result = CliRunner().invoke(
         cli,
         ["sign", "--key", str(cosign_key_pair.key), "--oci-layout", str(tmp_path), IMAGE],
