@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from attest_step.errors import RegistryError
 from attest_step.imageref import ImageRef
 from attest_step.oci.options import RegistryOptions
-from attest_step.oci.registry import RegistryClient
+from attest_step.oci.registry import Background, RegistryClient
 from attest_step.oci.retry import Deadline, RetryPolicy
 from attest_step.oci.rmw import Read
 from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants_tag
@@ -64,18 +64,30 @@ class _Uploader:
         not need the signature: resolve the layout, read the ``.sig`` tag and upload the
         payload and config blobs (tag layout); fetch the subject and upload the empty config
         (bundle layout). Nothing is written at a tag or as a manifest."""
-        layout = self.layout_for(image)
         client = self.client(image.registry)
-        if layout in ("tag", "both"):
-            tag = tag_for(image.digest, TAG_SUFFIX["signature"])
-            read = prefetch_append(client, image.repository, tag, payload)
-            self._first_reads[image.registry, image.repository, tag] = read
+        tag_part: Background | None = None
+        if self.options.layout == "auto":
+            # ``auto`` resolves to ``tag`` or ``both``: the tag part is needed either way,
+            # so it runs while the referrers are listed.
+            tag_part = Background(lambda: self._prefetch_tag(client, image, payload))
+        try:
+            layout = self.layout_for(image)
+        finally:
+            if tag_part is not None:
+                tag_part.wait()
+        if layout in ("tag", "both") and tag_part is None:
+            self._prefetch_tag(client, image, payload)
         if layout in ("bundle", "both"):
             from attest_step.oci.bundle_layout import prefetch_referrer  # noqa: PLC0415
 
             self.subject(image)
             referrers = prefetch_referrer(client, image.repository, image.digest)
             self._referrers_reads[str(image)] = referrers
+
+    def _prefetch_tag(self, client: RegistryClient, image: ImageRef, payload: bytes) -> None:
+        tag = tag_for(image.digest, TAG_SUFFIX["signature"])
+        read = prefetch_append(client, image.repository, tag, payload)
+        self._first_reads[image.registry, image.repository, tag] = read
 
     def layout_for(self, image: ImageRef) -> str:
         """The layout to use for ``image``: the option, with ``auto`` resolved."""

@@ -19,6 +19,7 @@ from attest_step.keys.load import load_signer
 from attest_step.keys.local import LocalSigner, PublicKeyVerifier
 from attest_step.oci.fetch import fetch_attestations
 from attest_step.oci.options import RegistryOptions
+from attest_step.oci.prefetch import start_signature_prefetch
 from attest_step.oci.sign import sign_image
 from attest_step.oci.simplesigning import payload_bytes
 from attest_step.oci.spool import read_spool, write_attestation
@@ -172,6 +173,37 @@ def test_auto_layout_adds_bundles_only_when_image_has_them(
         r["layout"] for r in push_spool(spool_attestation(tmp_path / "b", bundled, signer), opts())
     ]
     assert layouts == ["tag", "bundle"]
+
+
+def test_auto_layout_with_the_prefetch_signs_as_without_it(
+    registry: LocalRegistry, tmp_path: Path, p256_signer: Signer
+) -> None:
+    """``sign``'s prefetch reads the ``.sig`` tag while ``auto`` lists the referrers; the
+    outcome is the same as without a prefetch: the tag alone for a plain image, tag and
+    bundle once the image has a bundle, each signature verifiable."""
+    signer, verifier = p256_signer
+    plain = parse_image_ref(push_image(registry.repo("auto-prefetch")).ref)
+    prefetch = start_signature_prefetch(plain, {}, opts())
+    records = sign_image(
+        plain, signer, {}, out_dir=tmp_path / "p", registry=opts(), prefetch=prefetch
+    )
+    assert [(r["kind"], r["layout"], r["status"]) for r in records] == [
+        ("signature", "tag", "pushed")
+    ]
+    assert [v.source for v in verify_image_signatures(plain, verifier, {}, opts())] == ["tag"]
+
+    bundled = parse_image_ref(push_image(registry.repo("auto-prefetch")).ref)
+    sign_image(bundled, signer, {}, out_dir=tmp_path / "b1", registry=opts("bundle"))
+    prefetch = start_signature_prefetch(bundled, {}, opts())
+    records = sign_image(
+        bundled, signer, {}, out_dir=tmp_path / "b2", registry=opts(), prefetch=prefetch
+    )
+    assert [(r["kind"], r["layout"]) for r in records] == [
+        ("signature", "tag"),
+        ("signature-bundle", "bundle"),
+    ]
+    sources = [v.source for v in verify_image_signatures(bundled, verifier, {}, opts())]
+    assert sorted(sources) == ["bundle", "bundle", "tag"]
 
 
 def test_spool_survives_and_push_needs_the_image(
