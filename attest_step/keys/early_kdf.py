@@ -24,18 +24,17 @@ from collections.abc import Mapping, Sequence
 from attest_step.keys import scrypt
 
 PASSWORD_ENV = "COSIGN_PASSWORD"  # noqa: S105 (a variable name)
-# Same labels and (N, r, p) triples as attest_step.keys.cosign_format (not imported: it
-# loads PyNaCl, ~10 ms).
+# Same labels and (N, r, p) triples as attest_step.keys.cosign_format (not imported: with
+# the PEM parser and its regular expressions it costs ~6 ms before scrypt could start).
 _LABELS = (b"ENCRYPTED SIGSTORE PRIVATE KEY", b"ENCRYPTED COSIGN PRIVATE KEY")
 _ACCEPTED = frozenset({(32768, 8, 1), (65536, 8, 1), (131072, 8, 1)})
-_KEY_SIZE = 32
 _MAX_FILE = 1 << 20  # a cosign key is ~0.5 KiB
 _NOT_FILES = ("://", "pkcs11:")
 
 
 def scrypt_key(password: bytes, salt: bytes, n: int, r: int, p: int) -> bytes:
     """The 32-byte scrypt key, as ``cosign_format`` derives it."""
-    return scrypt.derive(password, salt, n, r, p, size=_KEY_SIZE)
+    return scrypt.derive(password, salt, n, r, p)
 
 
 def key_argument(argv: Sequence[str]) -> str | None:

@@ -70,9 +70,31 @@ def test_sign_imports_the_registry_client_in_the_background() -> None:
     )
 
 
-def _stop() -> AttestStepError:
-    """What the stand-in key loader raises once it has recorded what it saw."""
-    return AttestStepError("stand-in key loader")
+def _sign_with_stand_in_loader(
+    key: Path, layout_dir: Path, monkeypatch: pytest.MonkeyPatch, early: EarlyWork
+) -> tuple[list[bool], str]:
+    """Run ``sign`` with ``early`` and a key loader that records whether ``early``'s import
+    thread was still running when the key was loaded, then fails; (what it saw, output)."""
+    seen: list[bool] = []
+
+    def loader(*_args: Any, **kwargs: Any) -> Any:
+        seen.append(early.imports is not None and early.imports.is_alive())
+        assert kwargs["kdf"] is early.kdf
+        raise AttestStepError("stand-in key loader")
+
+    monkeypatch.setattr("attest_step.keys.load.load_signer", loader)
+    result = CliRunner().invoke(
+        cli, ["sign", "--key", str(key), "--oci-layout", str(layout_dir), IMAGE], obj=early
+    )
+    return seen, result.output
+
+
+def _gated_imports() -> tuple[threading.Thread, threading.Event]:
+    """A stand-in import thread that runs until the event is set."""
+    release = threading.Event()
+    imports = threading.Thread(target=release.wait, daemon=True)
+    imports.start()
+    return imports, release
 
 
 def test_sign_loads_the_key_after_the_background_imports_while_scrypt_runs(
@@ -80,25 +102,13 @@ def test_sign_loads_the_key_after_the_background_imports_while_scrypt_runs(
 ) -> None:
     kdf = KdfPrefetch.start(str(cosign_key_pair.key), cosign_key_pair.env())
     assert kdf is not None
-    release = threading.Event()
-    imports = threading.Thread(target=release.wait, daemon=True)
-    imports.start()
-    seen: list[bool] = []
-
-    def loader(*_args: Any, **kwargs: Any) -> Any:
-        seen.append(imports.is_alive())
-        assert kwargs["kdf"] is kdf
-        raise _stop()
-
-    monkeypatch.setattr("attest_step.keys.load.load_signer", loader)
+    imports, release = _gated_imports()
     started = time.monotonic()
     threading.Timer(0.2, release.set).start()
-    result = CliRunner().invoke(
-        cli,
-        ["sign", "--key", str(cosign_key_pair.key), "--oci-layout", str(tmp_path), IMAGE],
-        obj=EarlyWork(kdf, imports),
+    seen, output = _sign_with_stand_in_loader(
+        cosign_key_pair.key, tmp_path, monkeypatch, EarlyWork(kdf, imports)
     )
-    assert "stand-in key loader" in result.output
+    assert "stand-in key loader" in output
     assert seen == [False]
     assert time.monotonic() - started >= 0.2
 
@@ -107,23 +117,12 @@ def test_sign_does_not_wait_for_imports_when_no_scrypt_runs(
     cosign_key_pair: KeyPair, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     # Without an early scrypt the key loader starts it: waiting would only delay it.
-    release = threading.Event()
-    imports = threading.Thread(target=release.wait, daemon=True)
-    imports.start()
-    seen: list[bool] = []
-
-    def loader(*_args: Any, **_kwargs: Any) -> Any:
-        seen.append(imports.is_alive())
-        raise _stop()
-
-    monkeypatch.setattr("attest_step.keys.load.load_signer", loader)
+    imports, release = _gated_imports()
     try:
-        result = CliRunner().invoke(
-            cli,
-            ["sign", "--key", str(cosign_key_pair.key), "--oci-layout", str(tmp_path), IMAGE],
-            obj=EarlyWork(None, imports),
+        seen, output = _sign_with_stand_in_loader(
+            cosign_key_pair.key, tmp_path, monkeypatch, EarlyWork(None, imports)
         )
     finally:
         release.set()
-    assert "stand-in key loader" in result.output
+    assert "stand-in key loader" in output
     assert seen == [True]
