@@ -102,6 +102,8 @@ def _write_atomically(path: Path, data: bytes, what: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomically(path, data, prefix=f".{path.name}.")
+    except UsageError as err:
+        raise UsageError(f"{what} {err}") from None
     except OSError as err:
         raise AttestStepError(
             f"{what} {path}: cannot write it ({err.strerror}); check the directory"

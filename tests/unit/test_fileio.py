@@ -1,0 +1,127 @@
+"""write_atomically never renames over anything but a regular file (issue 11, section 3).
+
+The devices these tests write to are made in the test's own temp dir; the real /dev/null is
+never touched.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from attest_step.cli.main import cli
+from attest_step.errors import UsageError
+from attest_step.fileio import write_atomically
+from tests.fixtures.keys import PemKey
+from tests.fixtures.tools import require_machine
+
+
+def _null_twin(directory: Path) -> Path:
+    """A character device with /dev/null's numbers, in ``directory`` (root only)."""
+    require_machine(os.geteuid() == 0, "root, to make a character device with mknod")
+    node = directory / "null"
+    os.mknod(node, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    os.chmod(node, 0o666)  # mknod's mode is masked by the umask
+    return node
+
+
+def _assert_still_device(node: Path) -> None:
+    info = os.lstat(node)
+    assert stat.S_ISCHR(info.st_mode), "the device was replaced by another kind of file"
+    assert info.st_rdev == os.makedev(1, 3)
+    assert stat.S_IMODE(info.st_mode) == 0o666
+
+
+def test_attack_output_file_dev_null_as_root_keeps_the_device(tmp_path: Path) -> None:
+    node = _null_twin(tmp_path)
+    write_atomically(node, b"x" * 100)
+    _assert_still_device(node)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["null"], "a temp file was left"
+
+
+def test_attest_output_file_to_a_char_device_keeps_it(
+    tmp_path: Path, pem_keys: dict[str, PemKey]
+) -> None:
+    node = _null_twin(tmp_path)
+    subject = tmp_path / "a.txt"
+    subject.write_text("a\n")
+    result = CliRunner().invoke(
+        cli,
+        [
+            "attest",
+            "--key",
+            str(pem_keys["ecdsa-p256"].key),
+            "--subject-path",
+            str(subject),
+            "--output-file",
+            str(node),
+        ],
+        catch_exceptions=False,
+    )
+    assert result.exit_code == 0, result.output
+    _assert_still_device(node)
+
+
+def test_fifo_is_written_in_place(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as handle:
+            got.append(handle.read())
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    write_atomically(fifo, b"envelope\n")
+    reader.join(timeout=10)
+    assert got == [b"envelope\n"]
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+
+
+def test_symlink_to_a_device_is_written_through_and_kept(tmp_path: Path) -> None:
+    node = _null_twin(tmp_path)
+    link = tmp_path / "stdout"
+    link.symlink_to(node)
+    write_atomically(link, b"data")
+    assert link.is_symlink()
+    _assert_still_device(node)
+
+
+def test_attack_symlink_to_a_regular_file_is_refused(tmp_path: Path) -> None:
+    secret = tmp_path / "elsewhere.txt"
+    secret.write_text("keep me\n")
+    link = tmp_path / "provenance.json"
+    link.symlink_to(secret)
+    with pytest.raises(UsageError, match="symbolic link"):
+        write_atomically(link, b"data")
+    assert link.is_symlink()
+    assert secret.read_text() == "keep me\n"
+
+
+def test_directory_target_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "dir"
+    target.mkdir()
+    with pytest.raises(UsageError, match="not a regular file"):
+        write_atomically(target, b"data")
+    assert target.is_dir()
+
+
+def test_regular_file_is_replaced_atomically(tmp_path: Path) -> None:
+    target = tmp_path / "out.json"
+    target.write_text("old")
+    inode = target.stat().st_ino
+    write_atomically(target, b"new")
+    assert target.read_bytes() == b"new"
+    assert target.stat().st_ino != inode, "a regular file is replaced by rename, not rewritten"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.json"]
+
+
+def test_dash_writes_stdout(capfdbinary: pytest.CaptureFixture[bytes]) -> None:
+    write_atomically(Path("-"), b"to stdout")
+    assert capfdbinary.readouterr().out == b"to stdout"
