@@ -92,7 +92,12 @@ def server() -> Iterator[Server]:
         s.close()
 
 
-def run_build(tmp_path: Path, script: str, port: int, hermetic: str) -> tuple[RunOutcome, Path]:
+# The Task's isolation modes: (TEKTON_HERMETIC, RUN_ISOLATED). "run" is the default.
+MODES = {"tekton": ("1", "false"), "run": ("0", "true"), "off": ("0", "false")}
+
+
+def run_build(tmp_path: Path, script: str, port: int, mode: str) -> tuple[RunOutcome, Path]:
+    tekton_hermetic, run_isolated = MODES[mode]
     ex: Executor = executor_for(TESTS, tmp_path / "run")
     source = ex.cluster.claim_dir("hermetic-source")
     # The build script comes from the source; the port is written into it.
@@ -100,13 +105,14 @@ def run_build(tmp_path: Path, script: str, port: int, hermetic: str) -> tuple[Ru
     taskrun = {
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",
-        "metadata": {"name": f"hermetic-build-local-{hermetic}"},
+        "metadata": {"name": f"hermetic-build-local-{mode}"},
         "spec": {
             "taskRef": {"name": "hermetic-build"},
             "serviceAccountName": "attest-step-builder",
             "params": [
                 {"name": "DEPENDENCIES_FILE", "value": ""},
-                {"name": "TEKTON_HERMETIC", "value": hermetic},
+                {"name": "TEKTON_HERMETIC", "value": tekton_hermetic},
+                {"name": "RUN_ISOLATED", "value": run_isolated},
                 {"name": "CHAINS-GIT_URL", "value": "https://example.invalid/app.git"},
                 {"name": "CHAINS-GIT_COMMIT", "value": "0123456789abcdef0123456789abcdef01234567"},
             ],
@@ -172,7 +178,7 @@ def test_hermetic_build_provenance_records_isolation_and_params(
     tmp_path: Path,
     server: Server,
 ) -> None:
-    outcome, source = run_build(tmp_path, BUILD, server.port, "1")
+    outcome, source = run_build(tmp_path, BUILD, server.port, "tekton")
     assert outcome.succeeded, outcome.message
     statement = statement_of(source, require_hermetic=True)
     annotations, record = isolation_record(statement, "build")
@@ -197,12 +203,33 @@ def test_hermetic_build_provenance_records_isolation_and_params(
     assert server.connections == 0
 
 
-def test_build_that_needs_the_network_fails(
+def test_default_mode_attest_step_run_records_observed_isolation(
     built: None,  # noqa: F811
     tmp_path: Path,
     server: Server,
 ) -> None:
-    outcome, source = run_build(tmp_path, NET_BUILD, server.port, "1")
+    """The Task's default: the build under `attest-step run --network none` (works non-root)."""
+    outcome, source = run_build(tmp_path, BUILD, server.port, "run")
+    assert outcome.succeeded, outcome.message
+    statement = statement_of(source, require_hermetic=True)
+    annotations, record = isolation_record(statement, "build")
+    assert annotations["hermetic"] is True and annotations["declared"] is True
+    assert "observed" in annotations["sources"]
+    claims = {c["source"]: c for c in record["claims"]}
+    assert claims["observed"]["value"] is True
+    params = statement["predicate"]["buildDefinition"]["externalParameters"]["params"]
+    assert params["RUN_ISOLATED"] == "true" and params["TEKTON_HERMETIC"] == "0"
+    assert server.connections == 0
+
+
+@pytest.mark.parametrize("mode", ["tekton", "run"])
+def test_build_that_needs_the_network_fails(
+    built: None,  # noqa: F811
+    tmp_path: Path,
+    server: Server,
+    mode: str,
+) -> None:
+    outcome, source = run_build(tmp_path, NET_BUILD, server.port, mode)
     assert not outcome.succeeded
     assert outcome.reason == "StepFailed"
     assert '"step-build" exited with code 1' in outcome.message
@@ -225,7 +252,7 @@ def test_same_build_with_network_is_recorded_as_not_hermetic(
 ) -> None:
     """Control: without TEKTON_HERMETIC the script reaches the server (so the failure above
     is the isolation's doing), and the provenance does not claim a hermetic build."""
-    outcome, source = run_build(tmp_path, NET_BUILD, server.port, "0")
+    outcome, source = run_build(tmp_path, NET_BUILD, server.port, "off")
     assert outcome.succeeded, outcome.message
     assert server.connections == 1
     statement = statement_of(source, require_hermetic=False)
