@@ -75,7 +75,7 @@ cluster-down: ## Stop the cluster started by cluster-up and undo its host change
 	hack/cluster/down.sh
 
 e2e-cluster: venv tools ## The real-cluster tier: catalog tests under real Tekton (opt-in, root, ~10 GB cache)
-	$(BIN)/pytest -n 0 tests/cluster
+	hack/cluster/e2e.sh
 
 validate-catalog: venv ## Validate catalog/ with Tekton's own code (1.0 LTS and newest) and our catalog checks
 	hack/tekton-validate/run.sh

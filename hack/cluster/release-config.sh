@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Copy a Tekton component's config/ into DEST for `ko resolve`, adapted to the local cluster.
+#   hack/cluster/release-config.sh tekton|chains SRC DEST
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source=hack/cluster/env.sh
+. "$here/env.sh"
+name=$1 src=$2 dest=$3
+case "$name" in
+  tekton)
+    cp "$src"/100-namespace/*.yaml "$src"/200-*.yaml "$src"/201-*.yaml "$src"/300-crds/*.yaml \
+      "$src"/500-webhooks.yaml "$src"/clusterrole-aggregate-*.yaml "$src"/config-*.yaml \
+      "$src"/controller.yaml "$src"/webhook.yaml "$dest"/
+    mkdir -p "$dest/resolvers"
+    cp "$src"/resolvers/*.yaml "$dest/resolvers/"
+    chmod -R u+w "$dest"
+    # Script steps' init container uses -shell-image; point it at the local shell image.
+    sed -i -E "s#\"-shell-image\", \"[^\"]+\"#\"-shell-image\", \"$REG/base/shell:2\"#" "$dest/controller.yaml"
+    grep -q "$REG/base/shell:2" "$dest/controller.yaml"
+    ;;
+  chains)
+    cp -r "$src"/. "$dest"/
+    chmod -R u+w "$dest"
+    ;;
+  *) echo "release-config.sh: unknown component $name" >&2; exit 2 ;;
+esac
