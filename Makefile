@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv tools tekton-tools test test-fast lint bench demo image image-dev image-lock release-pin wheel validate-catalog e2e-kind clean cluster-build cluster-up cluster-down e2e-cluster
+.PHONY: help venv tools tekton-tools test test-fast lint bench demo image wheel validate-catalog e2e-kind clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -32,7 +32,7 @@ tekton-tools: venv ## Build the Go helpers on Tekton's own code (validator, rend
 	$(PY) -c 'from tests.e2e.executor.render import ensure_built; ensure_built()'
 
 test: venv tools tekton-tools ## Run every test (unit, integration with a real registry, cosign, namespaces, e2e)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) --ignore=tests/cluster tests
+	$(BIN)/pytest -n $(PYTEST_WORKERS) tests
 
 test-fast: venv ## Unit tests only
 	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit
@@ -53,17 +53,8 @@ demo: venv tools ## The main job: hermetic pipeline locally, signed, attested an
 wheel: venv ## Build the wheel into dist/
 	$(PY) -m pip wheel --no-deps -w dist .
 
-image: venv ## Build the step image from images/attest-step/image.lock into build/image/oci (reproducible)
-	$(PY) hack/image/build.py build
-
-image-dev: venv ## Build the step image from the current source (an unreleased wheel) into build/image
-	$(PY) hack/image/build.py build --dev
-
-image-lock: venv ## Re-resolve the image's Debian packages and wheels, rebuild, rewrite the lock
-	$(PY) hack/image/build.py lock
-
-release-pin: ## Pin catalog/ to the image digest recorded in the lock
-	hack/release.sh pin
+image: wheel ## Build the step image with docker, podman or buildah (IMAGE=repo:tag to name it)
+	hack/build-image.sh $(IMAGE)
 
 cluster-build: ## Build Kubernetes, Tekton, Chains and tkn for the real-cluster tier (cached)
 	hack/cluster/build.sh

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # Install what the tests need, idempotently:
-#  - Debian packages (when missing): docker-registry, shellcheck, yamllint, softhsm2, iproute2,
-#    and for the step image mmdebstrap, umoci, podman, runc
+#  - Debian packages (when missing): docker-registry, shellcheck, yamllint, softhsm2, iproute2
 #  - pinned Go tools into .tools/bin: cosign v3 (and v2 when it builds)
 # Run by `make test` and `.ci/run`. Safe to run again; it only installs what is missing.
 set -euo pipefail
@@ -18,11 +17,6 @@ apt_packages=()
 command -v docker-registry >/dev/null 2>&1 || apt_packages+=(docker-registry)
 command -v shellcheck >/dev/null 2>&1 || apt_packages+=(shellcheck)
 command -v skopeo >/dev/null 2>&1 || apt_packages+=(skopeo)
-# The step image (make image, tests/image): mmdebstrap, umoci, podman and runc.
-command -v mmdebstrap >/dev/null 2>&1 || apt_packages+=(mmdebstrap)
-command -v umoci >/dev/null 2>&1 || apt_packages+=(umoci)
-command -v podman >/dev/null 2>&1 || apt_packages+=(podman)
-command -v runc >/dev/null 2>&1 || apt_packages+=(runc)
 command -v git >/dev/null 2>&1 || apt_packages+=(git)
 command -v softhsm2-util >/dev/null 2>&1 || apt_packages+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || apt_packages+=(opensc)
