@@ -13,6 +13,7 @@ attest-step wheel (for tests that need *an* image); everything else stays locked
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -108,7 +109,7 @@ class Builder:
         wheels.fetch(lock.build_wheels, build_dir)
         return wheels.build_project(REPO, lock.epoch, build_dir, self.work / "project")
 
-    def build(self, lock: Lock, *, dev_wheel: bool) -> dict[str, object]:
+    def build(self, lock: Lock, *, dev_wheel: bool, reuse: bool = False) -> dict[str, object]:
         started = time.monotonic()
         recipe = self.recipe
         os.environ["SOURCE_DATE_EPOCH"] = str(lock.epoch)
@@ -136,6 +137,15 @@ class Builder:
                 self.log(f"unlocked dev build: attest-step wheel sha256:{built.sha256}")
             shutil.copyfile(self.work / "project" / built.filename, wheel_dir / built.filename)
             requirements += wheels.requirements_text([built])
+        key = hashlib.sha256(
+            lock_path(recipe.name).read_bytes() + str(project_sha).encode()
+        ).hexdigest()
+        previous = self.work / "build.json"
+        if reuse and previous.is_file() and (self.work / "oci" / "index.json").is_file():
+            cached: dict[str, object] = json.loads(previous.read_text())
+            if cached.get("key") == key:
+                self.log("reusing the previous build (same lock and wheel)")
+                return cached
         root = self.work / "rootfs"
         self.log("mmdebstrap")
         try:
@@ -170,6 +180,7 @@ class Builder:
             "locked": project_sha is None or (lock.project is not None and project_sha == lock.project.sha256),
             "projectWheelSha256": project_sha,
             "seconds": round(time.monotonic() - started, 1),
+            "key": key,
         }
         (self.work / "build.json").write_text(json.dumps(result, indent=2) + "\n")
         shutil.rmtree(root)
@@ -233,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="accept an attest-step wheel that differs from the lock (dev/test images only)",
     )
+    parser.add_argument(
+        "--reuse", action="store_true", help="skip the build when the last one had the same inputs"
+    )
     args = parser.parse_args(argv)
     recipe = RECIPES[args.image]
     out: Path = args.out.resolve()
@@ -257,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
             changed = pin(str(build["digest"]), str(build["tag"]))
             print(f"pinned {len(changed)} catalog files to {build['digest']}")
             return 0
-        result = builder.build(read(lock_path(recipe.name)), dev_wheel=args.unlocked_dev_wheel)
+        result = builder.build(read(lock_path(recipe.name)), dev_wheel=args.unlocked_dev_wheel, reuse=args.reuse)
         print(json.dumps(result, indent=2))
         return 0
     except LockError as err:
