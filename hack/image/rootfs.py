@@ -62,9 +62,17 @@ def mmdebstrap(
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         text = result.stderr + result.stdout
-        for line in text.splitlines():
-            if "was not found" in line or "Unable to locate" in line or "has no installation" in line:
-                raise MirrorError(line.strip())
+        reasons = [
+            line.strip()
+            for line in text.splitlines()
+            if line.startswith(("E: ", "W: "))
+            and "setup failed" not in line
+            and "mmdebstrap failed" not in line
+        ]
+        if pins:
+            missing = [f"{n}={v}" for n, v in sorted(pins.items()) if f"'{v}' for '{n}'" in text]
+            detail = "; ".join(reasons[:2]) or "apt could not install the pinned set"
+            raise MirrorError(f"{', '.join(missing) or detail}")
         tail = " | ".join(text.strip().splitlines()[-3:])
         raise RuntimeError(f"mmdebstrap failed: {tail}")
 
