@@ -269,6 +269,13 @@ def main(argv: list[str] | None = None) -> int:
                 print("image: the last build was an unlocked dev build; run make image first", file=sys.stderr)
                 return 1
             changed = pin(str(build["digest"]), str(build["tag"]))
+            release = {
+                "image": "ghcr.io/attest-step/attest-step",
+                "tag": build["tag"],
+                "digest": build["digest"],
+                "lockSha256": hashlib.sha256(lock_path(recipe.name).read_bytes()).hexdigest(),
+            }
+            (lock_path(recipe.name).parent / "release.json").write_text(json.dumps(release, indent=2) + "\n")
             print(f"pinned {len(changed)} catalog files to {build['digest']}")
             return 0
         result = builder.build(read(lock_path(recipe.name)), dev_wheel=args.unlocked_dev_wheel, reuse=args.reuse)

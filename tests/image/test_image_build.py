@@ -94,3 +94,14 @@ def test_a_lock_with_a_version_the_mirror_lacks_fails_with_the_refresh_command(t
     last = proc.stderr.strip().splitlines()[-1]
     assert last.endswith("run make image-lock"), proc.stderr
     assert "mirror no longer serves a locked version" in last
+
+
+def test_the_catalog_pin_is_what_this_source_builds(built_image: BuiltImage) -> None:
+    """When attest-step's wheel is the locked one, the build is the released image, bit for bit."""
+    lock = lockfile.read(LOCK)
+    release = json.loads((LOCK.parent / "release.json").read_text())
+    assert lock.project is not None
+    assert built_image.info["projectWheelSha256"] == lock.project.sha256, (
+        "source changed since the lock: run make image-lock image release-pin (see docs/image.md)"
+    )
+    assert built_image.digest == release["digest"]
