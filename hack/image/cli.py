@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
@@ -155,6 +156,9 @@ class Builder:
         got = dpkgdb.versions(root)
         if got != lock.all_packages():
             raise LockError(f"installed packages differ from the lock ({diff(lock.all_packages(), got)}): run make image-lock")
+        debs = rootfs.deb_hashes(root, got)
+        if debs != lock.deb_sha256:
+            raise LockError(f"downloaded .deb files differ from the lock ({diff(lock.deb_sha256, debs)}): run make image-lock")
         if requirements:
             rootfs.install_wheels(root, wheel_dir, requirements, "attest-step" if recipe.project_wheel else None)
         removed = rootfs.purge(root, recipe)
@@ -213,10 +217,28 @@ class Builder:
             self.log("mmdebstrap (unpinned)")
             rootfs.mmdebstrap(recipe, SUITE, sources, epoch, {}, root)
             everything = dpkgdb.versions(root)
+            lock.deb_sha256 = rootfs.deb_hashes(root, everything)
+            if set(lock.deb_sha256) != set(everything):
+                raise LockError(f"the apt indexes lack a sha256 for some packages ({diff(everything, lock.deb_sha256)})")
             lock.build_only = {n: v for n, v in everything.items() if n not in dpkgdb.closure(dpkgdb.installed(root), recipe.keep, recipe.drop_deps)}
             lock.packages = {n: v for n, v in everything.items() if n not in lock.build_only}
             shutil.rmtree(root)
         return lock
+
+
+def dependencies(lock: Lock) -> list[str]:
+    """The lock as ``URI@sha256:HEX`` lines for ``attest-step attest --resolved-dependency``."""
+    lines = []
+    distro = f"debian-{lock.suite}"
+    for name, version in sorted(lock.all_packages().items()):
+        sha = lock.deb_sha256.get(name)
+        if not sha:
+            raise LockError(f"no .deb sha256 for {name} in the lock; run make image-lock")
+        purl = f"pkg:deb/debian/{name}@{quote(version, safe='')}?arch={lock.architecture}&distro={distro}"
+        lines.append(f"{purl}@sha256:{sha}")
+    for w in sorted([*lock.wheels, *([lock.project] if lock.project else [])], key=lambda w: w.name):
+        lines.append(f"pkg:pypi/{w.name}@{w.version}?file_name={quote(w.filename, safe='')}@sha256:{w.sha256}")
+    return lines
 
 
 def pin(digest: str, tag: str) -> list[Path]:
@@ -236,7 +258,7 @@ def pin(digest: str, tag: str) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="hack/image/cli.py")
-    parser.add_argument("command", choices=["build", "lock", "pin"])
+    parser.add_argument("command", choices=["build", "lock", "pin", "deps"])
     parser.add_argument("--image", default="attest-step", choices=sorted(RECIPES))
     parser.add_argument("--out", type=Path, default=REPO / "build" / "image")
     parser.add_argument(
@@ -262,6 +284,9 @@ def main(argv: list[str] | None = None) -> int:
             lock.write(lock_path(recipe.name))
             print(f"wrote {lock_path(recipe.name).relative_to(REPO)}: {len(lock.packages)} packages, "
                   f"{len(lock.wheels)} wheels, epoch {lock.epoch}")
+            return 0
+        if args.command == "deps":
+            print("\n".join(dependencies(read(lock_path(recipe.name)))))
             return 0
         if args.command == "pin":
             build = json.loads((out / recipe.name / "build.json").read_text())

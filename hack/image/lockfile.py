@@ -5,7 +5,8 @@ Shape (JSON, sorted keys, one file per image under images/<name>/image.lock)::
     {"schema": 1, "image": "attest-step", "epoch": 1764800000,
      "debian": {"suite": "bookworm", "architecture": "amd64", "sources": ["deb URI SUITE main", ...],
                 "packages": {"name": "version", ...},      # the image's dpkg status, exactly
-                "buildOnly": {"name": "version", ...}},    # installed to build, then purged
+                "buildOnly": {"name": "version", ...},     # installed to build, then purged
+                "debSha256": {"name": "sha256 of the .deb", ...}},
      "wheels": [{"name": ..., "version": ..., "filename": ..., "sha256": ...}, ...],
      "buildWheels": [...],                                 # setuptools/wheel that build ours
      "project": {"filename": ..., "sha256": ...} | null}
@@ -50,6 +51,7 @@ class Lock:
     sources: list[str]
     packages: dict[str, str]
     build_only: dict[str, str] = field(default_factory=dict)
+    deb_sha256: dict[str, str] = field(default_factory=dict)
     wheels: list[Wheel] = field(default_factory=list)
     build_wheels: list[Wheel] = field(default_factory=list)
     project: Wheel | None = None
@@ -65,6 +67,7 @@ class Lock:
                 "sources": self.sources,
                 "packages": dict(sorted(self.packages.items())),
                 "buildOnly": dict(sorted(self.build_only.items())),
+                "debSha256": dict(sorted(self.deb_sha256.items())),
             },
             "wheels": [w.as_json() for w in sorted(self.wheels, key=lambda w: w.name)],
             "buildWheels": [w.as_json() for w in sorted(self.build_wheels, key=lambda w: w.name)],
@@ -111,6 +114,7 @@ def read(path: Path) -> Lock:
             sources=[str(s) for s in debian["sources"]],
             packages={str(k): str(v) for k, v in debian["packages"].items()},
             build_only={str(k): str(v) for k, v in debian.get("buildOnly", {}).items()},
+            deb_sha256={str(k): str(v) for k, v in debian.get("debSha256", {}).items()},
             wheels=[_wheel(w, f"{path}: wheels") for w in data.get("wheels", [])],
             build_wheels=[_wheel(w, f"{path}: buildWheels") for w in data.get("buildWheels", [])],
             project=_wheel(project, f"{path}: project") if project else None,

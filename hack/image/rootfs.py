@@ -52,6 +52,7 @@ def mmdebstrap(
         "--variant=essential",
         "--architectures=amd64",
         "--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr",
+        "--skip=cleanup/apt/lists",  # deb_hashes() reads the signed indexes; clean() removes them
         f"--include={','.join(include)}",
         *[f"--dpkgopt={opt}" for opt in TRIM],
         suite,
@@ -75,6 +76,21 @@ def mmdebstrap(
             raise MirrorError(f"{', '.join(missing) or detail}")
         tail = " | ".join(text.strip().splitlines()[-3:])
         raise RuntimeError(f"mmdebstrap failed: {tail}")
+
+
+def deb_hashes(root: Path, packages: dict[str, str]) -> dict[str, str]:
+    """The archive's sha256 of each installed package's .deb, from the apt indexes (InRelease-
+    verified by apt) left in the rootfs; by package name."""
+    found: dict[str, str] = {}
+    for index in sorted((root / "var/lib/apt/lists").glob("*_Packages")):
+        for block in index.read_text(encoding="utf-8").split("\n\n"):
+            fields = dict(
+                line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(" ")
+            )
+            name = fields.get("Package", "")
+            if name in packages and fields.get("Version") == packages[name] and "SHA256" in fields:
+                found[name] = fields["SHA256"]
+    return found
 
 
 def purge(root: Path, recipe: Recipe) -> dict[str, str]:
