@@ -1,6 +1,6 @@
 """``make image`` / ``make image-lock``: build an image from its lock, or re-resolve the lock.
 
-  python -m hack.image.cli lock  [--image NAME]              re-resolve, rewrite images/NAME/image.lock
+  python -m hack.image.cli lock  [--image NAME]   re-resolve, rewrite images/NAME/image.lock
   python -m hack.image.cli build [--image NAME] [--unlocked-dev-wheel] [--out DIR]
   python -m hack.image.cli pin   (rewrite the catalog's attest-step reference to the built digest)
 
@@ -87,7 +87,19 @@ def apt_sources() -> list[str]:
 def source_epoch() -> int:
     """Commit time of the newest commit touching what goes into the wheel."""
     out = subprocess.run(
-        ["git", "-C", str(REPO), "log", "-1", "--format=%ct", "--", "attest_step", "pyproject.toml", "README.md", "LICENSE"],
+        [
+            "git",
+            "-C",
+            str(REPO),
+            "log",
+            "-1",
+            "--format=%ct",
+            "--",
+            "attest_step",
+            "pyproject.toml",
+            "README.md",
+            "LICENSE",
+        ],
         check=True,
         capture_output=True,
         text=True,
@@ -150,20 +162,35 @@ class Builder:
         root = self.work / "rootfs"
         self.log("mmdebstrap")
         try:
-            rootfs.mmdebstrap(recipe, lock.suite, lock.sources, lock.epoch, lock.all_packages(), root)
+            rootfs.mmdebstrap(
+                recipe, lock.suite, lock.sources, lock.epoch, lock.all_packages(), root
+            )
         except rootfs.MirrorError as err:
-            raise LockError(f"the mirror no longer serves a locked version ({err}): run make image-lock") from None
+            raise LockError(
+                f"the mirror no longer serves a locked version ({err}): run make image-lock"
+            ) from None
         got = dpkgdb.versions(root)
         if got != lock.all_packages():
-            raise LockError(f"installed packages differ from the lock ({diff(lock.all_packages(), got)}): run make image-lock")
+            raise LockError(
+                f"installed packages differ from the lock ({diff(lock.all_packages(), got)}): "
+                "run make image-lock"
+            )
         debs = rootfs.deb_hashes(root, got)
         if debs != lock.deb_sha256:
-            raise LockError(f"downloaded .deb files differ from the lock ({diff(lock.deb_sha256, debs)}): run make image-lock")
+            raise LockError(
+                f"the archive's .deb hashes differ from the lock ({diff(lock.deb_sha256, debs)}): "
+                "run make image-lock"
+            )
         if requirements:
-            rootfs.install_wheels(root, wheel_dir, requirements, "attest-step" if recipe.project_wheel else None)
+            rootfs.install_wheels(
+                root, wheel_dir, requirements, "attest-step" if recipe.project_wheel else None
+            )
         removed = rootfs.purge(root, recipe)
         if removed != lock.build_only or dpkgdb.versions(root) != lock.packages:
-            raise LockError(f"purged set differs from the lock ({diff(lock.build_only, removed)}): run make image-lock")
+            raise LockError(
+                f"purged set differs from the lock ({diff(lock.build_only, removed)}): "
+                "run make image-lock"
+            )
         self.finish_rootfs(root, lock.epoch)
         document = sbom.generate(root, recipe.name, project_version(), lock.epoch, lock.suite)
         data = sbom.write(root, document)
@@ -181,7 +208,8 @@ class Builder:
             "tag": project_version(),
             "compressedBytes": compressed,
             "uncompressedBytes": uncompressed,
-            "locked": project_sha is None or (lock.project is not None and project_sha == lock.project.sha256),
+            "locked": project_sha is None
+            or (lock.project is not None and project_sha == lock.project.sha256),
             "projectWheelSha256": project_sha,
             "seconds": round(time.monotonic() - started, 1),
             "key": key,
@@ -198,7 +226,11 @@ class Builder:
 
     def lock(self, previous: Lock | None) -> Lock:
         recipe = self.recipe
-        epoch = source_epoch() if recipe.project_wheel else (previous.epoch if previous else source_epoch())
+        epoch = (
+            source_epoch()
+            if recipe.project_wheel
+            else (previous.epoch if previous else source_epoch())
+        )
         sources = apt_sources()
         os.environ["SOURCE_DATE_EPOCH"] = str(epoch)
         lock = Lock(recipe.name, epoch, SUITE, "amd64", sources, {})
@@ -210,7 +242,9 @@ class Builder:
                 lock.build_wheels = wheels.resolve(BUILD_REQUIREMENTS, Path(tmp) / "build")
                 (self.cache / "wheels").mkdir(parents=True, exist_ok=True)
                 for w in lock.wheels:
-                    shutil.copyfile(Path(tmp) / "wheels" / w.filename, self.cache / "wheels" / w.filename)
+                    shutil.copyfile(
+                        Path(tmp) / "wheels" / w.filename, self.cache / "wheels" / w.filename
+                    )
             if recipe.project_wheel:
                 lock.project = wheels.parse(self.project_wheel(lock))
             root = self.work / "rootfs"
@@ -219,8 +253,15 @@ class Builder:
             everything = dpkgdb.versions(root)
             lock.deb_sha256 = rootfs.deb_hashes(root, everything)
             if set(lock.deb_sha256) != set(everything):
-                raise LockError(f"the apt indexes lack a sha256 for some packages ({diff(everything, lock.deb_sha256)})")
-            lock.build_only = {n: v for n, v in everything.items() if n not in dpkgdb.closure(dpkgdb.installed(root), recipe.keep, recipe.drop_deps)}
+                raise LockError(
+                    "the apt indexes lack a sha256 for some packages "
+                    f"({diff(everything, lock.deb_sha256)})"
+                )
+            lock.build_only = {
+                n: v
+                for n, v in everything.items()
+                if n not in dpkgdb.closure(dpkgdb.installed(root), recipe.keep, recipe.drop_deps)
+            }
             lock.packages = {n: v for n, v in everything.items() if n not in lock.build_only}
             shutil.rmtree(root)
         return lock
@@ -234,10 +275,16 @@ def dependencies(lock: Lock) -> list[str]:
         sha = lock.deb_sha256.get(name)
         if not sha:
             raise LockError(f"no .deb sha256 for {name} in the lock; run make image-lock")
-        purl = f"pkg:deb/debian/{name}@{quote(version, safe='')}?arch={lock.architecture}&distro={distro}"
+        qualifiers = f"arch={lock.architecture}&distro={distro}"
+        purl = f"pkg:deb/debian/{name}@{quote(version, safe='')}?{qualifiers}"
         lines.append(f"{purl}@sha256:{sha}")
-    for w in sorted([*lock.wheels, *([lock.project] if lock.project else [])], key=lambda w: w.name):
-        lines.append(f"pkg:pypi/{w.name}@{w.version}?file_name={quote(w.filename, safe='')}@sha256:{w.sha256}")
+    for w in sorted(
+        [*lock.wheels, *([lock.project] if lock.project else [])], key=lambda w: w.name
+    ):
+        lines.append(
+            f"pkg:pypi/{w.name}@{w.version}?file_name={quote(w.filename, safe='')}"
+            f"@sha256:{w.sha256}"
+        )
     return lines
 
 
@@ -282,8 +329,10 @@ def main(argv: list[str] | None = None) -> int:
                 previous = None
             lock = builder.lock(previous)
             lock.write(lock_path(recipe.name))
-            print(f"wrote {lock_path(recipe.name).relative_to(REPO)}: {len(lock.packages)} packages, "
-                  f"{len(lock.wheels)} wheels, epoch {lock.epoch}")
+            print(
+                f"wrote {lock_path(recipe.name).relative_to(REPO)}: {len(lock.packages)} packages, "
+                f"{len(lock.wheels)} wheels, epoch {lock.epoch}"
+            )
             return 0
         if args.command == "deps":
             print("\n".join(dependencies(read(lock_path(recipe.name)))))
@@ -291,7 +340,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pin":
             build = json.loads((out / recipe.name / "build.json").read_text())
             if not build.get("locked"):
-                print("image: the last build was an unlocked dev build; run make image first", file=sys.stderr)
+                print(
+                    "image: the last build was an unlocked dev build; run make image first",
+                    file=sys.stderr,
+                )
                 return 1
             changed = pin(str(build["digest"]), str(build["tag"]))
             release = {
@@ -300,10 +352,14 @@ def main(argv: list[str] | None = None) -> int:
                 "digest": build["digest"],
                 "lockSha256": hashlib.sha256(lock_path(recipe.name).read_bytes()).hexdigest(),
             }
-            (lock_path(recipe.name).parent / "release.json").write_text(json.dumps(release, indent=2) + "\n")
+            (lock_path(recipe.name).parent / "release.json").write_text(
+                json.dumps(release, indent=2) + "\n"
+            )
             print(f"pinned {len(changed)} catalog files to {build['digest']}")
             return 0
-        result = builder.build(read(lock_path(recipe.name)), dev_wheel=args.unlocked_dev_wheel, reuse=args.reuse)
+        result = builder.build(
+            read(lock_path(recipe.name)), dev_wheel=args.unlocked_dev_wheel, reuse=args.reuse
+        )
         print(json.dumps(result, indent=2))
         return 0
     except LockError as err:
@@ -311,7 +367,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except (RuntimeError, subprocess.CalledProcessError) as err:
         detail = getattr(err, "stderr", None)
-        tail = detail.decode(errors="replace").strip().splitlines()[-1:] if isinstance(detail, bytes) else []
+        tail = (
+            detail.decode(errors="replace").strip().splitlines()[-1:]
+            if isinstance(detail, bytes)
+            else []
+        )
         print(f"image {recipe.name}: build failed: {err} {' '.join(tail)}", file=sys.stderr)
         return 1
 

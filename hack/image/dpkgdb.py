@@ -74,7 +74,9 @@ def versions(root: Path) -> dict[str, str]:
     return {name: pkg.version for name, pkg in installed(root).items()}
 
 
-def closure(packages: dict[str, Package], roots: tuple[str, ...], skip: tuple[str, ...]) -> set[str]:
+def closure(
+    packages: dict[str, Package], roots: tuple[str, ...], skip: tuple[str, ...]
+) -> set[str]:
     """``roots`` and every installed package they depend on, not following ``skip``."""
     providers: dict[str, list[str]] = {}
     for pkg in packages.values():

@@ -3,7 +3,8 @@
 Shape (JSON, sorted keys, one file per image under images/<name>/image.lock)::
 
     {"schema": 1, "image": "attest-step", "epoch": 1764800000,
-     "debian": {"suite": "bookworm", "architecture": "amd64", "sources": ["deb URI SUITE main", ...],
+     "debian": {"suite": "bookworm", "architecture": "amd64",
+                "sources": ["deb URI SUITE main", ...],
                 "packages": {"name": "version", ...},      # the image's dpkg status, exactly
                 "buildOnly": {"name": "version", ...},     # installed to build, then purged
                 "debSha256": {"name": "sha256 of the .deb", ...}},

@@ -24,7 +24,12 @@ def build(recipe: Recipe, rootfs_tar: Path, layout: Path, tag: str, epoch: int) 
     umoci("init", "--layout", str(layout))
     umoci("new", "--image", image)
     umoci(
-        "raw", "add-layer", "--image", image, "--no-history", str(rootfs_tar),
+        "raw",
+        "add-layer",
+        "--image",
+        image,
+        "--no-history",
+        str(rootfs_tar),
     )
     config = ["config", "--image", image, "--no-history", "--created", created]
     config += ["--author", "attest-step", "--os", "linux", "--architecture", "amd64"]
@@ -38,7 +43,10 @@ def build(recipe: Recipe, rootfs_tar: Path, layout: Path, tag: str, epoch: int) 
     if recipe.name == "attest-step":
         config += ["--config.workingdir", "/tmp"]
     config += ["--config.label", f"org.opencontainers.image.description={recipe.description}"]
-    config += ["--config.label", "org.opencontainers.image.source=https://github.com/attest-step/attest-step"]
+    config += [
+        "--config.label",
+        "org.opencontainers.image.source=https://github.com/attest-step/attest-step",
+    ]
     umoci(*config)
     umoci("gc", "--layout", str(layout))
     return manifest_digest(layout)
@@ -55,7 +63,9 @@ def sizes(layout: Path) -> tuple[int, int]:
     digest = manifest_digest(layout)
     manifest = json.loads((layout / "blobs" / digest.replace(":", "/")).read_bytes())
     compressed = sum(int(layer["size"]) for layer in manifest["layers"])
-    config = json.loads((layout / "blobs" / manifest["config"]["digest"].replace(":", "/")).read_bytes())
+    config = json.loads(
+        (layout / "blobs" / manifest["config"]["digest"].replace(":", "/")).read_bytes()
+    )
     uncompressed = 0
     for diff_id in config["rootfs"]["diff_ids"]:
         del diff_id

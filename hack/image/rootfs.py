@@ -85,7 +85,9 @@ def deb_hashes(root: Path, packages: dict[str, str]) -> dict[str, str]:
     for index in sorted((root / "var/lib/apt/lists").glob("*_Packages")):
         for block in index.read_text(encoding="utf-8").split("\n\n"):
             fields = dict(
-                line.split(": ", 1) for line in block.splitlines() if ": " in line and not line.startswith(" ")
+                line.split(": ", 1)
+                for line in block.splitlines()
+                if ": " in line and not line.startswith(" ")
             )
             name = fields.get("Package", "")
             if name in packages and fields.get("Version") == packages[name] and "SHA256" in fields:
@@ -108,8 +110,15 @@ def purge(root: Path, recipe: Recipe) -> dict[str, str]:
                 for path in (info / f"{name}.{script}", info / f"{name}:amd64.{script}"):
                     path.unlink(missing_ok=True)
         subprocess.run(
-            ["dpkg", f"--root={root}", "--purge", "--force-remove-essential", "--force-depends"]
-            + ["--force-remove-protected", *remove],
+            [
+                "dpkg",
+                f"--root={root}",
+                "--purge",
+                "--force-remove-essential",
+                "--force-depends",
+                "--force-remove-protected",
+                *remove,
+            ],
             check=True,
             capture_output=True,
             env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL": "C"},
@@ -127,10 +136,26 @@ def install_wheels(root: Path, wheel_dir: Path, requirements: str, project: str 
     req = wheel_dir.parent / "requirements.txt"
     req.write_text(requirements)
     subprocess.run(
-        [HOST_PYTHON, "-m", "pip", "install", "-q", "--root", str(root), "--no-index"]
-        + ["--find-links", str(wheel_dir), "--no-deps", "--require-hashes", "--no-compile"]
-        + ["--ignore-installed", "--break-system-packages", "--no-warn-script-location"]
-        + ["-r", str(req)],
+        [
+            HOST_PYTHON,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--root",
+            str(root),
+            "--no-index",
+            "--find-links",
+            str(wheel_dir),
+            "--no-deps",
+            "--require-hashes",
+            "--no-compile",
+            "--ignore-installed",
+            "--break-system-packages",
+            "--no-warn-script-location",
+            "-r",
+            str(req),
+        ],
         check=True,
         env={**pip_env(), "SOURCE_DATE_EPOCH": os.environ.get("SOURCE_DATE_EPOCH", "0")},
     )
@@ -148,11 +173,11 @@ def _write_launcher(root: Path, site: Path) -> None:
     launcher.chmod(0o755)
     (record,) = site.glob("attest_step-*.dist-info/RECORD")
     lines = []
-    for line in record.read_text().splitlines():
-        if line.split(",")[0].endswith("bin/attest-step"):
-            path = line.split(",")[0]
-            line = f"{path},{_record_hash(data)},{len(data)}"
-        lines.append(line)
+    for entry in record.read_text().splitlines():
+        path = entry.split(",")[0]
+        if path.endswith("bin/attest-step"):
+            entry = f"{path},{_record_hash(data)},{len(data)}"  # noqa: PLW2901
+        lines.append(entry)
     record.write_text("\n".join(lines) + "\n")
 
 
@@ -163,8 +188,18 @@ def compile_python(root: Path) -> None:
     if not present or not (root / "usr/bin/python3").exists():
         return
     subprocess.run(
-        ["/usr/sbin/chroot", str(root), "/usr/bin/python3", "-m", "compileall", "-q", "-f"]
-        + ["--invalidation-mode", "unchecked-hash", *present],
+        [
+            "/usr/sbin/chroot",
+            str(root),
+            "/usr/bin/python3",
+            "-m",
+            "compileall",
+            "-q",
+            "-f",
+            "--invalidation-mode",
+            "unchecked-hash",
+            *present,
+        ],
         check=True,
         env={"PATH": "/usr/bin:/bin", "PYTHONHASHSEED": "0", "LC_ALL": "C.UTF-8"},
     )
@@ -222,9 +257,19 @@ def tar(root: Path, out: Path, epoch: int) -> None:
     """A reproducible tar of ``root``: sorted, numeric owners, mtimes clamped to ``epoch``."""
     out.parent.mkdir(parents=True, exist_ok=True)
     subprocess.run(
-        ["tar", "--create", f"--file={out}", f"--directory={root}", "--sort=name"]
-        + [f"--mtime=@{epoch}", "--clamp-mtime", "--numeric-owner", "--format=pax"]
-        + ["--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime", "."],
+        [
+            "tar",
+            "--create",
+            f"--file={out}",
+            f"--directory={root}",
+            "--sort=name",
+            f"--mtime=@{epoch}",
+            "--clamp-mtime",
+            "--numeric-owner",
+            "--format=pax",
+            "--pax-option=exthdr.name=%d/PaxHeaders/%f,delete=atime,delete=ctime",
+            ".",
+        ],
         check=True,
         env={"PATH": "/usr/bin:/bin", "LC_ALL": "C"},
     )

@@ -119,9 +119,17 @@ def generate(root: Path, name: str, version: str, epoch: int, suite: str) -> dic
         "documentDescribes": [image_id],
         "packages": [image, *packages],
         "relationships": [
-            {"spdxElementId": "SPDXRef-DOCUMENT", "relationshipType": "DESCRIBES", "relatedSpdxElement": image_id},
+            {
+                "spdxElementId": "SPDXRef-DOCUMENT",
+                "relationshipType": "DESCRIBES",
+                "relatedSpdxElement": image_id,
+            },
             *[
-                {"spdxElementId": image_id, "relationshipType": "CONTAINS", "relatedSpdxElement": p["SPDXID"]}
+                {
+                    "spdxElementId": image_id,
+                    "relationshipType": "CONTAINS",
+                    "relatedSpdxElement": p["SPDXID"],
+                }
                 for p in packages
             ],
         ],

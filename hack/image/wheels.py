@@ -79,8 +79,20 @@ def fetch(wheels: list[Wheel], dest: Path) -> None:
         req.write_text(requirements_text(missing))
         got = Path(tmp) / "got"
         result = subprocess.run(
-            [HOST_PYTHON, "-m", "pip", "download", "-q", "--no-deps", "--require-hashes"]
-            + ["--dest", str(got), *TARGET, "-r", str(req)],
+            [
+                HOST_PYTHON,
+                "-m",
+                "pip",
+                "download",
+                "-q",
+                "--no-deps",
+                "--require-hashes",
+                "--dest",
+                str(got),
+                *TARGET,
+                "-r",
+                str(req),
+            ],
             env=pip_env(),
             capture_output=True,
             text=True,
@@ -125,8 +137,20 @@ def build_project(repo: Path, epoch: int, build_wheels: Path, out: Path) -> Path
         source_tree(repo, src)
         env = {**pip_env(), "SOURCE_DATE_EPOCH": str(epoch), "PYTHONHASHSEED": "0"}
         subprocess.run(
-            [HOST_PYTHON, "-m", "pip", "wheel", "-q", "--no-deps", "--no-index"]
-            + ["--find-links", str(build_wheels), "-w", str(out), str(src)],
+            [
+                HOST_PYTHON,
+                "-m",
+                "pip",
+                "wheel",
+                "-q",
+                "--no-deps",
+                "--no-index",
+                "--find-links",
+                str(build_wheels),
+                "-w",
+                str(out),
+                str(src),
+            ],
             check=True,
             env=env,
             cwd=tmp,

@@ -20,13 +20,19 @@ def _catalog_files() -> list[Path]:
 
 def test_no_placeholder_digest_anywhere_in_the_catalog() -> None:
     zeros = re.compile(r"sha256:0{64}")
-    offenders = [str(p.relative_to(ROOT)) for p in _catalog_files() if zeros.search(p.read_text(errors="replace"))]
+    offenders = [
+        str(p.relative_to(ROOT))
+        for p in _catalog_files()
+        if zeros.search(p.read_text(errors="replace"))
+    ]
     assert offenders == []
 
 
 def test_every_attest_step_reference_is_the_released_digest() -> None:
     release = json.loads(RELEASE.read_text())
-    refs = {m.groups() for p in _catalog_files() for m in REF.finditer(p.read_text(errors="replace"))}
+    refs = {
+        m.groups() for p in _catalog_files() for m in REF.finditer(p.read_text(errors="replace"))
+    }
     assert refs == {(release["tag"], release["digest"])}
 
 

@@ -139,7 +139,9 @@ class Podman:
 
 
 @pytest.fixture(scope="session")
-def podman(tmp_path_factory: pytest.TempPathFactory, built_image: BuiltImage) -> Iterator[tuple[Podman, str]]:
+def podman(
+    tmp_path_factory: pytest.TempPathFactory, built_image: BuiltImage
+) -> Iterator[tuple[Podman, str]]:
     if os.geteuid() != 0:
         pytest.skip("podman with cgroupfs and runc needs root here")
     runner = Podman(tmp_path_factory.mktemp("podman"))
@@ -176,11 +178,18 @@ class Runc:
         process["env"] = [*process["env"], *(f"{k}={v}" for k, v in (env or {}).items())]
         config["root"]["readonly"] = True
         config["mounts"].append(
-            {"destination": "/tmp", "type": "tmpfs", "source": "tmpfs", "options": ["nosuid", "nodev", "mode=1777"]}
+            {
+                "destination": "/tmp",
+                "type": "tmpfs",
+                "source": "tmpfs",
+                "options": ["nosuid", "nodev", "mode=1777"],
+            }
         )
         for source, target, readonly in mounts:
             options = ["rbind", "ro" if readonly else "rw"]
-            config["mounts"].append({"destination": target, "type": "bind", "source": str(source), "options": options})
+            config["mounts"].append(
+                {"destination": target, "type": "bind", "source": str(source), "options": options}
+            )
         if edit is not None:
             edit(config)
         (self.bundle / "config.json").write_text(json.dumps(config))
@@ -195,7 +204,9 @@ class Runc:
                 stdin=subprocess.DEVNULL,
             )
         finally:
-            subprocess.run([str(self.binary), "delete", "--force", name], capture_output=True, check=False)
+            subprocess.run(
+                [str(self.binary), "delete", "--force", name], capture_output=True, check=False
+            )
 
 
 @pytest.fixture(scope="session")
@@ -205,6 +216,8 @@ def runc(tmp_path_factory: pytest.TempPathFactory, built_image: BuiltImage) -> R
     require_tool("runc", hint="apt-get install runc")
     bundle = tmp_path_factory.mktemp("runc") / "bundle"
     subprocess.run(
-        ["umoci", "unpack", "--image", built_image.oci_ref, str(bundle)], check=True, capture_output=True
+        ["umoci", "unpack", "--image", built_image.oci_ref, str(bundle)],
+        check=True,
+        capture_output=True,
     )
     return Runc(bundle)

@@ -7,6 +7,7 @@ a tmpfs, like the catalog's securityContext.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from collections.abc import Callable
@@ -32,10 +33,10 @@ def check_help(run: Runner) -> None:
 
 
 def check_hash(run: Runner, workspace: Path) -> None:
-    proc = run(["hash", "--output", "json", "/workspace/out/app.txt"], [(workspace, "/workspace", True)])
+    proc = run(
+        ["hash", "--output", "json", "/workspace/out/app.txt"], [(workspace, "/workspace", True)]
+    )
     assert proc.returncode == 0, proc.stderr
-    import hashlib
-
     want = hashlib.sha256((workspace / "out" / "app.txt").read_bytes()).hexdigest()
     assert want in proc.stdout
 
@@ -43,8 +44,16 @@ def check_hash(run: Runner, workspace: Path) -> None:
 def check_attest_and_verify(run: Runner, workspace: Path, secret: Path) -> None:
     mounts = [(workspace, "/workspace", False), (secret, "/secrets/signing", True)]
     proc = run(
-        ["attest", "--key", "/secrets/signing", "--subject-path", "/workspace/out/app.txt"]
-        + ["--output-file", "/workspace/provenance.dsse.json", "--no-upload"],
+        [
+            "attest",
+            "--key",
+            "/secrets/signing",
+            "--subject-path",
+            "/workspace/out/app.txt",
+            "--output-file",
+            "/workspace/provenance.dsse.json",
+            "--no-upload",
+        ],
         mounts,
     )
     assert proc.returncode == 0, proc.stderr
@@ -62,9 +71,19 @@ def check_attest_and_verify(run: Runner, workspace: Path, secret: Path) -> None:
 def check_run_network_none(run: Runner, workspace: Path) -> subprocess.CompletedProcess[str]:
     """``run --network none`` inside the container; returns the process for the caller to judge."""
     return run(
-        ["run", "--network", "none", "--step-name", "build"]
-        + ["--evidence-file", "/workspace/build-run.json", "--"]
-        + ["/bin/sh", "-c", "cat /proc/self/net/dev > /workspace/netdev.txt"],
+        [
+            "run",
+            "--network",
+            "none",
+            "--step-name",
+            "build",
+            "--evidence-file",
+            "/workspace/build-run.json",
+            "--",
+            "/bin/sh",
+            "-c",
+            "cat /proc/self/net/dev > /workspace/netdev.txt",
+        ],
         [(workspace, "/workspace", False)],
     )
 

@@ -19,7 +19,9 @@ pytestmark = [pytest.mark.image, pytest.mark.slow]
 LOCK = REPO_ROOT / "images" / "attest-step" / "image.lock"
 
 
-def test_two_builds_from_the_same_lock_have_the_same_digest(built_image: BuiltImage, tmp_path: Path) -> None:
+def test_two_builds_from_the_same_lock_have_the_same_digest(
+    built_image: BuiltImage, tmp_path: Path
+) -> None:
     again = build_image(tmp_path / "out", reuse=False)
     print(f"manifest digest: {built_image.digest} (twice)")
     assert again["digest"] == built_image.digest
@@ -28,7 +30,9 @@ def test_two_builds_from_the_same_lock_have_the_same_digest(built_image: BuiltIm
 
 def _layer_members(image: BuiltImage) -> tarfile.TarFile:
     index = json.loads((image.layout / "index.json").read_text())
-    manifest = json.loads((image.layout / "blobs" / index["manifests"][0]["digest"].replace(":", "/")).read_bytes())
+    manifest = json.loads(
+        (image.layout / "blobs" / index["manifests"][0]["digest"].replace(":", "/")).read_bytes()
+    )
     (layer,) = manifest["layers"]
     return tarfile.open(image.layout / "blobs" / layer["digest"].replace(":", "/"), "r:gz")
 
@@ -56,7 +60,9 @@ def test_sbom_is_spdx_and_matches_the_lock(built_image: BuiltImage) -> None:
         for ref in p.get("externalRefs", [])
         if ref["referenceType"] == "purl"
     }
-    debs = {p.split("@")[0].removeprefix("pkg:deb/debian/") for p in purls if p.startswith("pkg:deb/")}
+    debs = {
+        p.split("@")[0].removeprefix("pkg:deb/debian/") for p in purls if p.startswith("pkg:deb/")
+    }
     assert debs == set(lock.packages)
     pypi = {p.removeprefix("pkg:pypi/") for p in purls if p.startswith("pkg:pypi/")}
     assert {f"{w.name}@{w.version}" for w in lock.wheels} | {"attest-step@0.1.0"} == pypi
@@ -78,17 +84,29 @@ def test_image_dpkg_status_is_the_locked_package_set(built_image: BuiltImage) ->
         assert forbidden not in names
 
 
-def test_a_lock_with_a_version_the_mirror_lacks_fails_with_the_refresh_command(tmp_path: Path) -> None:
+def test_a_lock_with_a_version_the_mirror_lacks_fails_with_the_refresh_command(
+    tmp_path: Path,
+) -> None:
     lock = lockfile.read(LOCK)
     lock.packages["base-files"] = "0.0-not-served"
     broken = tmp_path / "images" / "attest-step" / "image.lock"
     lock.write(broken)
     proc = subprocess.run(
-        ["/usr/bin/python3", "-c", "import sys; sys.path.insert(0, sys.argv[1]); "
-         "import hack.image.cli as c, pathlib; c.lock_path = lambda n: pathlib.Path(sys.argv[2]); "
-         "sys.exit(c.main(['build', '--unlocked-dev-wheel', '--out', sys.argv[3]]))",
-         str(REPO_ROOT), str(broken), str(tmp_path / "out")],
-        capture_output=True, text=True, check=False, timeout=600,
+        [
+            "/usr/bin/python3",
+            "-c",
+            "import sys; sys.path.insert(0, sys.argv[1]); "
+            "import hack.image.cli as c, pathlib; "
+            "c.lock_path = lambda n: pathlib.Path(sys.argv[2]); "
+            "sys.exit(c.main(['build', '--unlocked-dev-wheel', '--out', sys.argv[3]]))",
+            str(REPO_ROOT),
+            str(broken),
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
     )
     assert proc.returncode == 1
     last = proc.stderr.strip().splitlines()[-1]

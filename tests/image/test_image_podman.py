@@ -25,7 +25,9 @@ def runner(podman: tuple[Podman, str], *extra: str, network: str = "none") -> sc
 
     def run(args: list[str], mounts: list[scenario.Mount]) -> subprocess.CompletedProcess[str]:
         volumes = [f"--volume={src}:{dst}:{'ro' if ro else 'rw'}" for src, dst, ro in mounts]
-        return engine("run", "--rm", *RESTRICTED, f"--network={network}", *extra, *volumes, image, *args)
+        return engine(
+            "run", "--rm", *RESTRICTED, f"--network={network}", *extra, *volumes, image, *args
+        )
 
     return run
 
@@ -41,7 +43,9 @@ def test_hash_of_a_mounted_workspace(podman: tuple[Podman, str], tmp_path: Path)
 def test_attest_with_a_read_only_secret_and_verify(
     podman: tuple[Podman, str], tmp_path: Path, secret_mount: Path
 ) -> None:
-    scenario.check_attest_and_verify(runner(podman), scenario.make_workspace(tmp_path), secret_mount)
+    scenario.check_attest_and_verify(
+        runner(podman), scenario.make_workspace(tmp_path), secret_mount
+    )
 
 
 def test_run_network_none_with_podmans_default_seccomp(
@@ -61,7 +65,9 @@ def test_run_network_none_with_podmans_default_seccomp(
     assert '"lo"' in evidence
 
 
-def test_run_network_none_with_seccomp_unconfined(podman: tuple[Podman, str], tmp_path: Path) -> None:
+def test_run_network_none_with_seccomp_unconfined(
+    podman: tuple[Podman, str], tmp_path: Path
+) -> None:
     workspace = scenario.make_workspace(tmp_path)
     proc = scenario.check_run_network_none(
         runner(podman, "--security-opt=seccomp=unconfined", network="host"), workspace

@@ -25,21 +25,46 @@ def test_release_is_verified_by_real_cosign(
     repository = registry.repo("attest-step")
     env = {**real_cosign_key_pair.env(), "ATTEST_STEP": str(REPO_ROOT / ".venv/bin/attest-step")}
     proc = subprocess.run(
-        [str(REPO_ROOT / "hack/release.sh"), "--key", str(real_cosign_key_pair.key)]
-        + ["--repository", repository, "--allow-insecure-registry"]
-        + ["--out", str(BUILD_OUT), "--unlocked-dev-wheel"],
-        capture_output=True, text=True, check=False, timeout=600, env=env, cwd=REPO_ROOT,
+        [
+            str(REPO_ROOT / "hack/release.sh"),
+            "--key",
+            str(real_cosign_key_pair.key),
+            "--repository",
+            repository,
+            "--allow-insecure-registry",
+            "--out",
+            str(BUILD_OUT),
+            "--unlocked-dev-wheel",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        env=env,
+        cwd=REPO_ROOT,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     image = f"{repository}@{built_image.digest}"
-    common = ["--key", str(real_cosign_key_pair.pub), "--insecure-ignore-tlog", "--allow-insecure-registry"]
+    common = [
+        "--key",
+        str(real_cosign_key_pair.pub),
+        "--insecure-ignore-tlog",
+        "--allow-insecure-registry",
+    ]
     verify = subprocess.run(
-        [str(cosign), "verify", *common, image], capture_output=True, text=True, check=False, timeout=120
+        [str(cosign), "verify", *common, image],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert verify.returncode == 0, verify.stderr
     attested = subprocess.run(
         [str(cosign), "verify-attestation", "--type", "slsaprovenance1", *common, image],
-        capture_output=True, text=True, check=False, timeout=120,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
     )
     assert attested.returncode == 0, attested.stderr
     statement = json.loads(base64.b64decode(json.loads(attested.stdout.splitlines()[0])["payload"]))

@@ -16,7 +16,9 @@ pytestmark = [pytest.mark.image, pytest.mark.slow]
 
 def restricted(config: dict[str, Any]) -> None:
     """No capabilities at all and no_new_privs, like the catalog's securityContext."""
-    config["process"]["capabilities"] = {k: [] for k in ("bounding", "effective", "permitted", "ambient")}
+    config["process"]["capabilities"] = {
+        k: [] for k in ("bounding", "effective", "permitted", "ambient")
+    }
     config["process"]["noNewPrivileges"] = True
 
 
@@ -35,7 +37,9 @@ def test_hash_of_a_mounted_workspace(runc: Runc, tmp_path: Path) -> None:
     scenario.check_hash(runner(runc), scenario.make_workspace(tmp_path))
 
 
-def test_attest_with_a_read_only_secret_and_verify(runc: Runc, tmp_path: Path, secret_mount: Path) -> None:
+def test_attest_with_a_read_only_secret_and_verify(
+    runc: Runc, tmp_path: Path, secret_mount: Path
+) -> None:
     scenario.check_attest_and_verify(runner(runc), scenario.make_workspace(tmp_path), secret_mount)
 
 
@@ -50,11 +54,15 @@ def test_run_network_none_without_capabilities(runc: Runc, tmp_path: Path) -> No
 def test_no_package_manager_pip_or_compiler(runc: Runc) -> None:
     script = (
         "import shutil, importlib.util as u; "
-        "print([t for t in ('apt','apt-get','dpkg','pip','pip3','gcc','cc','perl') if shutil.which(t)], "
+        "tools = ('apt','apt-get','dpkg','pip','pip3','gcc','cc','perl'); "
+        "print([t for t in tools if shutil.which(t)], "
         "[m for m in ('pip','setuptools','ensurepip') if u.find_spec(m)])"
     )
     proc = runc.run(["--", "/usr/bin/python3", "-c", script], edit=restricted)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[] []"
-    proc = runc.run(["--", "/bin/sh", "-c", "test -s /var/lib/dpkg/status && id -u && echo $HOME"], edit=restricted)
+    proc = runc.run(
+        ["--", "/bin/sh", "-c", "test -s /var/lib/dpkg/status && id -u && echo $HOME"],
+        edit=restricted,
+    )
     assert proc.stdout.split() == ["65532", "/tmp"], proc.stderr
