@@ -42,3 +42,15 @@ def test_the_release_was_built_from_the_committed_lock() -> None:
         "images/attest-step/image.lock changed since the catalog was pinned: "
         "run make image release-pin (or hack/release.sh)"
     )
+
+
+def test_every_upstream_image_in_the_catalog_has_a_local_mapping() -> None:
+    mapping = json.loads((ROOT / "images" / "upstream-map.json").read_text())["map"]
+    pinned = re.compile(r"[a-z0-9.]+(?:/[a-z0-9._-]+)+:[A-Za-z0-9._-]+@sha256:[0-9a-f]{64}")
+    found = {
+        m.group(0) for p in _catalog_files() for m in pinned.finditer(p.read_text(errors="replace"))
+    }
+    upstream = {ref for ref in found if not ref.startswith("ghcr.io/attest-step/")}
+    assert upstream <= set(mapping)
+    for name in mapping.values():
+        assert name is None or (ROOT / "images" / name / "image.lock").is_file()
