@@ -105,7 +105,15 @@ GIT = Recipe(
 REGISTRY = Recipe(
     name="registry",
     include=("docker-registry", "netbase"),
-    keep=("docker-registry", "base-files", "base-passwd", "netbase", "dash", "coreutils", "libc-bin"),
+    keep=(
+        "docker-registry",
+        "base-files",
+        "base-passwd",
+        "netbase",
+        "dash",
+        "coreutils",
+        "libc-bin",
+    ),
     drop_deps=("dpkg", "debconf", "perl-base", "adduser", "init-system-helpers"),
     entrypoint=("/usr/bin/docker-registry",),
     cmd=("serve", "/etc/docker/registry/config.yml"),
