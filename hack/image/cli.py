@@ -317,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         "--reuse", action="store_true", help="skip the build when the last one had the same inputs"
     )
     args = parser.parse_args(argv)
+    # File modes end up in the wheel and the layer: never inherit the caller's umask.
+    os.umask(0o022)
     recipe = RECIPES[args.image]
     out: Path = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)

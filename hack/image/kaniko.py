@@ -109,6 +109,7 @@ def main() -> int:
         help="timestamp for the image (default SOURCE_DATE_EPOCH; use the tag's commit time)",
     )
     args = parser.parse_args()
+    os.umask(0o022)  # file modes end up in the layer
     if not args.src:
         print("kaniko: not built: set KANIKO_SRC to a kaniko source checkout", file=sys.stderr)
         return 2
