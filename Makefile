@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv tools tekton-tools test test-fast lint bench demo image wheel validate-catalog e2e-kind clean
+.PHONY: help venv tools tekton-tools test test-fast lint bench demo image image-dev image-lock image-kaniko release-pin wheel validate-catalog e2e-kind clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -53,8 +53,23 @@ demo: venv tools ## The main job: hermetic pipeline locally, signed, attested an
 wheel: venv ## Build the wheel into dist/
 	$(PY) -m pip wheel --no-deps -w dist .
 
-image: wheel ## Build the step image with docker, podman or buildah (IMAGE=repo:tag to name it)
-	hack/build-image.sh $(IMAGE)
+IMAGE_NAME ?= attest-step
+IMAGE_PY := /usr/bin/python3
+
+image: ## Build images/$(IMAGE_NAME) reproducibly from its lock into build/image/ (OCI layout, SBOM)
+	$(IMAGE_PY) hack/image/cli.py build --image $(IMAGE_NAME)
+
+image-dev: ## Same, but accept an attest-step wheel that differs from the lock (unlocked dev image)
+	$(IMAGE_PY) hack/image/cli.py build --image $(IMAGE_NAME) --unlocked-dev-wheel
+
+image-lock: ## Re-resolve Debian packages and wheels; rewrite images/$(IMAGE_NAME)/image.lock
+	$(IMAGE_PY) hack/image/cli.py lock --image $(IMAGE_NAME)
+
+image-kaniko: ## Build the kaniko executor image from KANIKO_SRC (a kaniko source checkout; offline, -mod=vendor)
+	$(IMAGE_PY) hack/image/kaniko.py --src "$(KANIKO_SRC)" --version $(or $(KANIKO_VERSION),v1.27.6) --epoch $(or $(KANIKO_EPOCH),1780695290)
+
+release-pin: ## Pin the catalog's attest-step reference to the last locked `make image` digest
+	$(IMAGE_PY) hack/image/cli.py pin
 
 cluster-build: ## Build Kubernetes, Tekton, Chains and tkn for the real-cluster tier (cached)
 	hack/cluster/build.sh

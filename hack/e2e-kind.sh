@@ -28,8 +28,9 @@ kubectl -n tekton-pipelines patch configmap feature-flags --type merge \
   -p '{"data":{"enable-step-actions":"true","enable-api-fields":"beta"}}'
 
 log "building and loading ${IMAGE_LOCAL}"
-make image IMAGE="$IMAGE_LOCAL"
-kind load docker-image "$IMAGE_LOCAL" --name "$CLUSTER_NAME"
+make image
+skopeo copy --quiet oci:build/image/attest-step/oci:0.1.0 "docker-archive:$ARTIFACTS/attest-step.tar:$IMAGE_LOCAL"
+kind load image-archive "$ARTIFACTS/attest-step.tar" --name "$CLUSTER_NAME"
 
 kubectl create namespace "$NS" --dry-run=client -o yaml | kubectl apply -f -
 kubectl -n "$NS" delete secret signing-secrets --ignore-not-found

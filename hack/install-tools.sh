@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need, idempotently:
-#  - Debian packages (when missing): docker-registry, shellcheck, yamllint, softhsm2, iproute2
+#  - Debian packages (when missing): docker-registry, shellcheck, yamllint, softhsm2, iproute2,
+#    and for the step image mmdebstrap, umoci, podman, runc, python3-pip (the host's Debian pip)
 #  - pinned Go tools into .tools/bin: cosign v3 (and v2 when it builds)
 # Run by `make test` and `.ci/run`. Safe to run again; it only installs what is missing.
 set -euo pipefail
@@ -22,6 +23,13 @@ command -v softhsm2-util >/dev/null 2>&1 || apt_packages+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || apt_packages+=(opensc)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 command -v unshare >/dev/null 2>&1 || apt_packages+=(util-linux)
+# the step image (make image) and its container tests
+command -v mmdebstrap >/dev/null 2>&1 || apt_packages+=(mmdebstrap)
+command -v umoci >/dev/null 2>&1 || apt_packages+=(umoci)
+command -v podman >/dev/null 2>&1 || apt_packages+=(podman)
+command -v runc >/dev/null 2>&1 || apt_packages+=(runc)
+command -v chroot >/dev/null 2>&1 || apt_packages+=(coreutils)
+/usr/bin/python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "apt-get install ${apt_packages[*]}"
