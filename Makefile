@@ -32,7 +32,7 @@ tekton-tools: venv ## Build the Go helpers on Tekton's own code (validator, rend
 	$(PY) -c 'from tests.e2e.executor.render import ensure_built; ensure_built()'
 
 test: venv tools tekton-tools ## Run every test (unit, integration with a real registry, cosign, namespaces, e2e)
-	$(BIN)/pytest -n $(PYTEST_WORKERS) tests
+	$(BIN)/pytest -n $(PYTEST_WORKERS) --ignore=tests/cluster tests
 
 test-fast: venv ## Unit tests only
 	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit

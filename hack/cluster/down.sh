@@ -46,7 +46,7 @@ stop apiserver
 stop etcd
 "$here/registry.sh" stop
 ip link del "$BRIDGE" 2>/dev/null
-for h in cpu cpuacct cpuset memory devices freezer blkio pids systemd; do
+for h in cpu cpuacct cpuset memory devices freezer blkio pids systemd unified; do
   [ -d "/sys/fs/cgroup/$h/attest-step-k8s" ] && find "/sys/fs/cgroup/$h/attest-step-k8s" -depth -type d -exec rmdir {} \; 2>/dev/null
 done
 if [ -s "$STATE/sysctl.before" ]; then

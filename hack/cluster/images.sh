@@ -1,41 +1,44 @@
 #!/usr/bin/env bash
-# Put the images the catalog's tests run into the cluster's registry, all built on this machine:
-#   attest-step/attest-step:VERSION  the step image of `make image` (the digest the catalog pins);
-#                                    containerd resolves ghcr.io/attest-step/attest-step@DIGEST here
-#   tools/debian:2, base/shell:2     Debian bookworm's essential set + git + ca-certificates: the
-#                                    stand-in for the catalog's alpine and alpine/git tool steps
-#                                    (tests/cluster/image-map.json) and Tekton's -shell-image
+# Put the images the catalog's tests run into the cluster's registry, all built on this machine
+# by hack/image (images/README.md), and write $STATE/images.json: local name -> reference by
+# digest, which the tier's one mapping (images/upstream-map.json) resolves upstream pins to.
+#   attest-step  pushed as $CLUSTER_REG/attest-step/attest-step:VERSION, so containerd resolves
+#                the catalog's ghcr.io/attest-step/attest-step@DIGEST there unchanged; it is
+#                also Tekton's -shell-image (non-root, has /bin/sh)
+#   tools, git, registry   $CLUSTER_REG/local/NAME
+#   kaniko       only when KANIKO_SRC names a kaniko source checkout (never a stand-in)
 # Needs the registry on $CLUSTER_REG (up.sh starts it).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=hack/cluster/env.sh
 . "$here/env.sh"
-version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml" | head -n1)"
-want="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["imageDigest"])' "$root/images/attest-step/image.lock.json")"
-have() { skopeo inspect --tls-verify=false "docker://$CLUSTER_REG/$1" >/dev/null 2>&1; }
-
-if ! have "attest-step/attest-step@$want"; then
-  if [ "$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["digest"])' "$root/build/image/build.json" 2>/dev/null)" != "$want" ]; then
-    (cd "$root" && make -s image)
-  fi
-  skopeo copy -q --dest-tls-verify=false "oci:$root/build/image/oci:$version" "docker://$CLUSTER_REG/attest-step/attest-step:$version"
+field() { /usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"; }
+push() { # NAME DEST
+  local layout="$root/build/image/$1/oci" tag
+  tag="$(field "$root/build/image/$1/build.json" tag)"
+  skopeo copy -q --dest-tls-verify=false "oci:$layout:$tag" "docker://$2"
+  printf '%s\n' "$(field "$root/build/image/$1/build.json" digest)"
+}
+declare -A refs=()
+for name in attest-step tools git registry; do
+  (cd "$root" && make -s image IMAGE_NAME="$name" >/dev/null)
+done
+version="$(field "$root/build/image/attest-step/build.json" tag)"
+digest="$(push attest-step "$CLUSTER_REG/attest-step/attest-step:$version")"
+refs[attest-step]="$CLUSTER_REG/attest-step/attest-step@$digest"
+skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
+  "docker://$CLUSTER_REG/attest-step/attest-step@$digest" "docker://$CLUSTER_REG/base/shell:2"
+for name in tools git registry; do
+  refs[$name]="$CLUSTER_REG/local/$name@$(push "$name" "$CLUSTER_REG/local/$name:1")"
+done
+if [ -n "${KANIKO_SRC:-}" ]; then
+  (cd "$root" && make -s image-kaniko KANIKO_SRC="$KANIKO_SRC" >/dev/null)
+  refs[kaniko]="$CLUSTER_REG/local/kaniko@$(push kaniko "$CLUSTER_REG/local/kaniko:1")"
 fi
-
-if ! have tools/debian:2; then
-  work="$(mktemp -d)"
-  trap 'rm -rf "$work"' EXIT
-  SOURCE_DATE_EPOCH=1700000000 mmdebstrap --mode=root --variant=essential --format=tar --quiet \
-    --include=git,ca-certificates --dpkgopt=path-exclude=/usr/share/doc/* \
-    --dpkgopt=path-exclude=/usr/share/man/* --dpkgopt=path-exclude=/usr/share/locale/* \
-    bookworm "$work/root.tar" "deb http://deb.debian.org/debian bookworm main"
-  umoci init --layout "$work/oci"
-  umoci new --image "$work/oci:1"
-  umoci raw add-layer --no-history --image "$work/oci:1" "$work/root.tar"
-  umoci config --no-history --image "$work/oci:1" --created 2023-11-14T22:13:20Z --os linux --architecture amd64 \
-    --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin --config.cmd /bin/sh \
-    --config.user 65532:65532 --config.env HOME=/tmp
-  skopeo copy -q --dest-tls-verify=false "oci:$work/oci:1" "docker://$CLUSTER_REG/tools/debian:2"
-fi
-have base/shell:2 || skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
-  "docker://$CLUSTER_REG/tools/debian:2" "docker://$CLUSTER_REG/base/shell:2"
+{
+  printf '{'
+  sep=''
+  for name in "${!refs[@]}"; do printf '%s"%s": "%s"' "$sep" "$name" "${refs[$name]}"; sep=', '; done
+  printf '}\n'
+} >"$STATE/images.json"

@@ -84,7 +84,9 @@ def _persistent_volumes(c: Cluster, count: int) -> None:
                      "persistentVolumeReclaimPolicy": "Retain",
                      "storageClassName": "", "hostPath": {"path": str(path)}},
         })  # fmt: skip
-    c.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs}))
+    c.kubectl(
+        "apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": docs})
+    )
     # Volumes a deleted namespace released: empty them and make them available again.
     for pv in c.json("get", "pv", "-l", "attest-step/tier=cluster")["items"]:
         if pv["status"].get("phase") == "Released":

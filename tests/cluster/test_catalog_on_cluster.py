@@ -18,23 +18,31 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.cluster.conftest import COSIGN, REGISTRY, Cluster
+from tests.cluster.conftest import COSIGN, REGISTRY, STATE, Cluster
 from tests.fixtures.tools import REPO_ROOT
 
 CATALOG = REPO_ROOT / "catalog"
-IMAGE_MAP: dict[str, str] = {
-    k: v for k, v in json.loads((Path(__file__).parent / "image-map.json").read_text()).items()
-    if k != "comment"
-}  # fmt: skip
+UPSTREAM_MAP: dict[str, str] = json.loads((REPO_ROOT / "images" / "upstream-map.json").read_text())[
+    "map"
+]
 TEST_DIRS = sorted(CATALOG.glob("*/*/*/tests"))
 PASSWORD = "cluster-tier"
 
 
+def local_images() -> dict[str, str]:
+    """Local image name -> its reference by digest in the cluster registry (images.sh)."""
+    built: dict[str, str] = json.loads((STATE / "images.json").read_text())
+    return built
+
+
 def localize(text: str) -> str:
-    """Catalog YAML as the tier applies it: upstream tool images -> local builds (image-map.json),
-    the kind registry name the tests use -> the cluster's registry."""
-    for upstream, local in IMAGE_MAP.items():
-        text = text.replace(upstream, f"{REGISTRY}/{local}")
+    """Catalog YAML as the tier applies it: upstream pins -> the local builds named by the one
+    mapping, images/upstream-map.json; the kind registry name the tests use -> the cluster's.
+    attest-step's own pin is left alone: the cluster's registry holds that very digest."""
+    built = local_images()
+    for upstream, name in UPSTREAM_MAP.items():
+        if "@sha256:" in upstream and name in built:
+            text = text.replace(upstream, built[name])
     return text.replace("registry.local:5000", REGISTRY)
 
 
@@ -72,8 +80,17 @@ def make_signing_secret(c: Cluster, ns: str, work: Path) -> Path:
     assert proc.returncode == 0, proc.stderr
     pub = work / "cosign.pub"
     assert pub.exists(), "cosign generate-key-pair k8s:// writes cosign.pub locally"
-    manifest = c.kubectl("-n", ns, "create", "configmap", "signing-public-key",
-                         f"--from-file=cosign.pub={pub}", "--dry-run=client", "-o", "yaml").stdout
+    manifest = c.kubectl(
+        "-n",
+        ns,
+        "create",
+        "configmap",
+        "signing-public-key",
+        f"--from-file=cosign.pub={pub}",
+        "--dry-run=client",
+        "-o",
+        "yaml",
+    ).stdout
     c.kubectl("-n", ns, "apply", "-f", "-", stdin=manifest)
     return pub
 
@@ -149,14 +166,20 @@ def pod_security_level(test_dir: Path) -> str:
     return "baseline" if "kaniko" in text else "restricted"
 
 
-@pytest.mark.parametrize("test_dir", TEST_DIRS, ids=[str(d.parent.relative_to(CATALOG)) for d in TEST_DIRS])
-def test_catalog_test_runs_on_the_real_controller(cluster: Cluster, test_dir: Path, tmp_path: Path) -> None:
-    if uses_kaniko(test_dir):
-        pytest.skip("kaniko: no kaniko image was built on this machine (KANIKO_SRC unset); "
-                    "the tier never substitutes a stand-in for kaniko")  # fmt: skip
+@pytest.mark.parametrize(
+    "test_dir", TEST_DIRS, ids=[str(d.parent.relative_to(CATALOG)) for d in TEST_DIRS]
+)
+def test_catalog_test_runs_on_the_real_controller(
+    cluster: Cluster, test_dir: Path, tmp_path: Path
+) -> None:
+    if uses_kaniko(test_dir) and "kaniko" not in local_images():
+        pytest.skip("kaniko: no kaniko image was built (set KANIKO_SRC to a kaniko source "
+                    "checkout); the tier never substitutes a stand-in for kaniko")  # fmt: skip
     ns = namespace_for(cluster, test_dir, pod_security_level(test_dir))
     apply_catalog(cluster, ns, catalog_resources())
-    cluster.kubectl("-n", ns, "apply", "-f", "-", stdin=localize((test_dir / "resources.yaml").read_text()))
+    cluster.kubectl(
+        "-n", ns, "apply", "-f", "-", stdin=localize((test_dir / "resources.yaml").read_text())
+    )
     pub = make_signing_secret(cluster, ns, tmp_path)
     runs = run_documents(test_dir)
     assert runs, f"{test_dir}/run.yaml has no TaskRun or PipelineRun"
@@ -164,7 +187,7 @@ def test_catalog_test_runs_on_the_real_controller(cluster: Cluster, test_dir: Pa
     for run in runs:
         cluster.kubectl("-n", ns, "create", "-f", "-", stdin=json.dumps(run))
         obj = wait_done(cluster, ns, run["kind"], run["metadata"]["name"])
-        cond = [c for c in obj["status"]["conditions"] if c["type"] == "Succeeded"][0]
+        cond = next(c for c in obj["status"]["conditions"] if c["type"] == "Succeeded")
         assert cond["status"] == "True", describe_failure(cluster, ns, obj)
         finished.append(obj)
     assert secret_mounts_outside_attest(pods_of(cluster, ns)) == []
@@ -173,3 +196,26 @@ def test_catalog_test_runs_on_the_real_controller(cluster: Cluster, test_dir: Pa
             proc = cluster.tool("cosign", *verb, "--key", str(pub), "--insecure-ignore-tlog",
                                 "--allow-insecure-registry", image)  # fmt: skip
             assert proc.returncode == 0, proc.stderr
+
+
+def test_a_step_that_mounts_the_secret_makes_the_tier_fail(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """A deliberately broken fixture: the attest StepAction test with its first step also
+    mounting the signing Secret. The run itself succeeds; the tier's Secret check must catch it."""
+    test_dir = CATALOG / "stepaction" / "attest" / "0.1" / "tests"
+    ns = namespace_for(cluster, test_dir.parent / "broken" / "x", "restricted")
+    apply_catalog(cluster, ns, catalog_resources())
+    cluster.kubectl(
+        "-n", ns, "apply", "-f", "-", stdin=localize((test_dir / "resources.yaml").read_text())
+    )
+    make_signing_secret(cluster, ns, tmp_path)
+    (run,) = run_documents(test_dir)
+    first = run["spec"]["taskSpec"]["steps"][0]
+    first.setdefault("volumeMounts", []).append(
+        {"name": "signing-secrets", "mountPath": "/secret", "readOnly": True}
+    )
+    cluster.kubectl("-n", ns, "create", "-f", "-", stdin=json.dumps(run))
+    wait_done(cluster, ns, run["kind"], run["metadata"]["name"])
+    leaks = secret_mounts_outside_attest(pods_of(cluster, ns))
+    assert leaks == [f"{run['metadata']['name']}-pod/step-{first['name']}"]
