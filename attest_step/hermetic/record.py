@@ -28,7 +28,7 @@ from attest_step.hermetic import evidence
 
 ISOLATION_MEDIA_TYPE = "application/vnd.attest-step.network-isolation.v1+json"
 NAME_PREFIX = "attest-step/network-isolation/"
-DECLARED_BASIS = "TEKTON_HERMETIC=1 declared for this step in the Task spec (--declare-hermetic)"
+DECLARED_BASIS = "declared hermetic for this step by the Task spec (--declare-hermetic)"
 
 
 def source_label(record: Mapping[str, Any]) -> str:
