@@ -89,3 +89,34 @@ def write_atomically(path: Path, data: bytes, *, prefix: str = ".tmp-") -> None:
         raise UsageError(
             f"{path}: not a regular file, a character device or a pipe; choose a file path"
         )
+
+
+MAX_INPUT_FILE = 1 << 20
+"""The most a key, password, certificate chain or policy file may hold (1 MiB)."""
+
+
+def read_small_file(path: Path, what: str, *, limit: int = MAX_INPUT_FILE) -> bytes:
+    """The content of ``path``, a regular file of at most ``limit`` bytes.
+
+    A FIFO, a device (``/dev/zero``), a directory or a socket is refused before anything is
+    read: the file is opened non-blocking (opening a FIFO cannot hang) and checked with
+    fstat. The read itself is bounded too, so a file that grows meanwhile cannot exhaust
+    memory. Raises UsageError (exit 2) naming ``what`` and the path; OSError propagates.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise UsageError(f"{what} {path}: not a regular file; pass a file")
+        if info.st_size > limit:
+            raise UsageError(f"{what} {path}: larger than {limit} bytes; pass the right file")
+        chunks = []
+        total = 0
+        while chunk := os.read(fd, min(1 << 16, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if total > limit:
+                raise UsageError(f"{what} {path}: larger than {limit} bytes; pass the right file")
+        return b"".join(chunks)
+    finally:
+        os.close(fd)

@@ -26,6 +26,7 @@ import jsonschema
 import yaml
 
 from attest_step.errors import UsageError
+from attest_step.fileio import read_small_file
 from attest_step.hermetic.record import ISOLATION_MEDIA_TYPE, decode_content
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True}
@@ -52,7 +53,7 @@ MAX_POLICY_BYTES = 1024 * 1024
 def load_policy(path: Path) -> dict[str, Any]:
     """Load and validate a policy file (YAML or JSON)."""
     try:
-        data = Path(path).read_bytes()
+        data = read_small_file(Path(path), "--policy", limit=MAX_POLICY_BYTES)
     except OSError as err:
         raise UsageError(
             f"--policy {path}: cannot read it ({err.strerror}); check the path"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import sys
 from typing import Any
 
 import click
@@ -64,6 +65,10 @@ Typical flow (the catalog's attest StepAction does this):
 """
 
 
+EXIT_BROKEN_PIPE = 141
+"""Exit status when the reader of standard output closed it (128 + SIGPIPE)."""
+
+
 class LazyGroup(click.Group):
     """A group that imports a verb's module on first use and turns errors into one line."""
 
@@ -100,6 +105,14 @@ class LazyGroup(click.Group):
             ctx.exit(130)
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
+        except BrokenPipeError:
+            # The reader of our output went away (`attest-step hash … | head -1`). As Python's
+            # docs advise, stdout now points at /dev/null so the final flush cannot fail again;
+            # the status is 141, what a shell reports for a program that SIGPIPE ended.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+            ctx.exit(EXIT_BROKEN_PIPE)
         except Exception as err:  # a bug: still one line, with a way to see more
             if os.environ.get("ATTEST_STEP_DEBUG") == "1":
                 raise

@@ -19,7 +19,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attest_step.errors import AttestStepError
+from attest_step.errors import AttestStepError, UsageError
+from attest_step.fileio import read_small_file
 from attest_step.keys import cosign_format, der, password, pem, secret_dir
 from attest_step.keys.signer import Signer, Verifier
 
@@ -54,7 +55,7 @@ def is_kms_uri(key_ref: str) -> bool:
 
 def _read(path: Path, what: str) -> bytes:
     try:
-        return path.read_bytes()
+        return read_small_file(path, what)
     except IsADirectoryError as err:
         raise AttestStepError(f"{what} {path} is a directory; pass a file") from err
     except OSError as err:
@@ -320,8 +321,8 @@ def needs_password(key_ref: str) -> bool:
             if files.password is not None or files.private_key is None:
                 return False
             path = files.private_key
-        data = path.read_bytes()
-    except OSError:
+        data = read_small_file(path, "--key")
+    except (OSError, UsageError):
         return False
     encrypted = any(
         f"BEGIN {label}-----".encode() in data for label in cosign_format.ENCRYPTED_LABELS

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from attest_step.errors import AttestStepError
+from attest_step.fileio import read_small_file
 
 PASSWORD_ENV = "COSIGN_PASSWORD"  # noqa: S105 (a variable name)
 PASSWORD_FILE_ENV = "ATTEST_STEP_PASSWORD_FILE"  # noqa: S105 (a variable name)
@@ -38,7 +39,7 @@ class Password(NamedTuple):
 
 def read_password_file(path: Path, what: str) -> Password:
     try:
-        return Password(path.read_bytes(), f"file {path}")
+        return Password(read_small_file(path, f"the password file ({what})"), f"file {path}")
     except OSError as err:
         raise AttestStepError(
             f"cannot read the password file {path} ({what}): {err.strerror or err}; "
