@@ -276,7 +276,7 @@ def test_verifier_is_typed(pem_keys: dict[str, PemKey]) -> None:
 
 
 def test_unreadable_inputs(tmp_path: Path, pem_keys: dict[str, PemKey]) -> None:
-    with pytest.raises(AttestStepError, match="is a directory"):
+    with pytest.raises(AttestStepError, match="not a regular file"):
         load_signer(str(pem_keys["ecdsa-p256"].key), certificate_chain=tmp_path)
     path = tmp_path / "locked.key"
     path.write_bytes(pem_keys["ecdsa-p256"].key.read_bytes())
