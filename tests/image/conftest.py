@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.tools import REPO_ROOT, require_tool
+from tests.fixtures.tools import REPO_ROOT, require_machine, require_tool
 
 BUILD_OUT = REPO_ROOT / "build" / "image-test"
 HOST_PYTHON = "/usr/bin/python3"
@@ -42,8 +42,7 @@ class BuiltImage:
 def require_image_tools() -> None:
     for tool, package in (("mmdebstrap", "mmdebstrap"), ("umoci", "umoci"), ("skopeo", "skopeo")):
         require_tool(tool, hint=f"apt-get install {package}")
-    if os.geteuid() != 0:
-        pytest.skip("building the image needs root (mmdebstrap root mode, chroot)")
+    require_machine(os.geteuid() == 0, "root, to build the image (mmdebstrap root mode, chroot)")
 
 
 def build_image(out: Path, *, reuse: bool) -> dict[str, Any]:
@@ -142,8 +141,7 @@ class Podman:
 def podman(
     tmp_path_factory: pytest.TempPathFactory, built_image: BuiltImage
 ) -> Iterator[tuple[Podman, str]]:
-    if os.geteuid() != 0:
-        pytest.skip("podman with cgroupfs and runc needs root here")
+    require_machine(os.geteuid() == 0, "root, for podman with cgroupfs and runc")
     runner = Podman(tmp_path_factory.mktemp("podman"))
     try:
         name = runner.load(built_image, f"localhost/attest-step-test:{uuid.uuid4().hex[:8]}")
@@ -211,8 +209,7 @@ class Runc:
 
 @pytest.fixture(scope="session")
 def runc(tmp_path_factory: pytest.TempPathFactory, built_image: BuiltImage) -> Runc:
-    if os.geteuid() != 0:
-        pytest.skip("runc with cgroupfs needs root here")
+    require_machine(os.geteuid() == 0, "root, for runc with cgroupfs")
     require_tool("runc", hint="apt-get install runc")
     bundle = tmp_path_factory.mktemp("runc") / "bundle"
     subprocess.run(
