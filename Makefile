@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 PYTEST_WORKERS ?= 2
 
-.PHONY: help venv tools tekton-tools test test-fast lint bench demo image image-dev image-lock image-kaniko release-pin wheel validate-catalog e2e-kind clean
+PHONY_CLUSTER := cluster-build cluster-up cluster-down e2e-cluster chains-comparison
+.PHONY: $(PHONY_CLUSTER) help venv tools tekton-tools test test-fast lint bench demo image image-dev image-lock image-kaniko release-pin wheel validate-catalog e2e-kind clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -82,6 +83,9 @@ cluster-down: ## Stop the cluster started by cluster-up and undo its host change
 
 e2e-cluster: venv tools ## The real-cluster tier: catalog tests under real Tekton (opt-in, root, ~10 GB cache)
 	hack/cluster/e2e.sh
+
+chains-comparison: venv ## Regenerate docs/chains-comparison.md from the last e2e-cluster run's statements
+	$(PY) hack/cluster/chains_compare.py $${ATTEST_CLUSTER_CACHE:-/var/cache/attest-step-cluster}/results --output docs/chains-comparison.md
 
 validate-catalog: venv ## Validate catalog/ with Tekton's own code (1.0 LTS and newest) and our catalog checks
 	hack/tekton-validate/run.sh

@@ -7,8 +7,12 @@
 #                also Tekton's -shell-image (non-root, has /bin/sh)
 #   tools, git, registry   $CLUSTER_REG/local/NAME
 #   kaniko       only when KANIKO_SRC names a kaniko source checkout (never a stand-in)
-# Needs the registry on $CLUSTER_REG (up.sh starts it).
+# An image is rebuilt only when its inputs changed (lock and recipe; kaniko: source commit and
+# recipe) or the registry lost it: the warm path pushes nothing. Needs the registry on
+# $CLUSTER_REG (up.sh starts it).
 set -euo pipefail
+# A failed push inside "$(...)" must stop the script, not record a digest it never pushed.
+shopt -s inherit_errexit
 here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
 # shellcheck source=hack/cluster/env.sh
@@ -20,21 +24,51 @@ push() { # NAME DEST
   skopeo copy -q --dest-tls-verify=false "oci:$layout:$tag" "docker://$2"
   printf '%s\n' "$(field "$root/build/image/$1/build.json" digest)"
 }
+# A build is skipped when its inputs are unchanged (stamp) and the registry still holds the
+# digest it gave: the lock pins every input of a locked build, including attest-step's wheel.
+inputs_key() { # NAME
+  if [ "$1" = kaniko ]; then
+    { git -C "$KANIKO_SRC" rev-parse HEAD; cat "$root/hack/image/kaniko.py"; } | sha256sum | cut -c1-16
+  else
+    cat "$root/images/$1/image.lock" "$root"/hack/image/*.py | sha256sum | cut -c1-16
+  fi
+}
+cached() { # NAME REPO: print the digest of a previous build with the same inputs, if still served
+  local key digest
+  [ -s "$CACHE/stamps/image-$1" ] || return 1
+  read -r key digest <"$CACHE/stamps/image-$1"
+  [ "$key" = "$(inputs_key "$1")" ] || return 1
+  curl -sfI -H 'Accept: application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json' \
+    "http://$CLUSTER_REG/v2/$2/manifests/$digest" >/dev/null || return 1
+  printf '%s\n' "$digest"
+}
+ensure() { # NAME REPO TAG: build (unless cached) and push; print the digest
+  local digest
+  if digest="$(cached "$1" "$2")"; then
+    printf '%s\n' "$digest"
+    return 0
+  fi
+  if [ "$1" = kaniko ]; then
+    (cd "$root" && make -s image-kaniko KANIKO_SRC="$KANIKO_SRC" >/dev/null)
+  else
+    (cd "$root" && make -s image IMAGE_NAME="$1" >/dev/null)
+  fi
+  digest="$(push "$1" "$CLUSTER_REG/$2:$3")"
+  printf '%s %s\n' "$(inputs_key "$1")" "$digest" >"$CACHE/stamps/image-$1"
+  printf '%s\n' "$digest"
+}
 declare -A refs=()
-for name in attest-step tools git registry; do
-  (cd "$root" && make -s image IMAGE_NAME="$name" >/dev/null)
-done
-version="$(field "$root/build/image/attest-step/build.json" tag)"
-digest="$(push attest-step "$CLUSTER_REG/attest-step/attest-step:$version")"
+mkdir -p "$CACHE/stamps"
+version="$(sed -n 's/^version = "\(.*\)"/\1/p' "$root/pyproject.toml")"
+digest="$(ensure attest-step attest-step/attest-step "$version")"
 refs[attest-step]="$CLUSTER_REG/attest-step/attest-step@$digest"
 skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
   "docker://$CLUSTER_REG/attest-step/attest-step@$digest" "docker://$CLUSTER_REG/base/shell:2"
 for name in tools git registry; do
-  refs[$name]="$CLUSTER_REG/local/$name@$(push "$name" "$CLUSTER_REG/local/$name:1")"
+  refs[$name]="$CLUSTER_REG/local/$name@$(ensure "$name" "local/$name" 1)"
 done
 if [ -n "${KANIKO_SRC:-}" ]; then
-  (cd "$root" && make -s image-kaniko KANIKO_SRC="$KANIKO_SRC" >/dev/null)
-  refs[kaniko]="$CLUSTER_REG/local/kaniko@$(push kaniko "$CLUSTER_REG/local/kaniko:1")"
+  refs[kaniko]="$CLUSTER_REG/local/kaniko@$(ensure kaniko local/kaniko 1)"
 fi
 {
   printf '{'
