@@ -26,6 +26,20 @@ class VerificationError(AttestStepError):
 
 
 class RegistryError(AttestStepError):
-    """The registry could not be reached or refused a request (exit 1)."""
+    """The registry refused a request (4xx) or answered something unusable: not JSON, a
+    malformed manifest or descriptor, more bytes than the limit, content that does not match
+    its digest; or the registry address is invalid (exit 2: bad input)."""
 
-    exit_code = 1
+    exit_code = 2
+
+
+EXIT_REGISTRY_UNAVAILABLE = 75
+"""sysexits' EX_TEMPFAIL: a temporary failure, worth retrying later."""
+
+
+class RegistryUnavailable(RegistryError):
+    """No complete answer from the registry in time: connection errors, timeouts, the
+    ``--timeout`` deadline, HTTP 5xx/429 after the retries, writers racing past the retry
+    bound (exit 75: temporary; signed output stays on disk for ``push --from``)."""
+
+    exit_code = EXIT_REGISTRY_UNAVAILABLE

@@ -101,8 +101,8 @@ def sign_command(
         records = sign_image(
             ref, signer, annotations, out_dir=out_dir, registry=registry, prefetch=prefetch
         )
-    except RegistryError as err:
-        raise RegistryError(
+    except RegistryError as err:  # keeps its class, so its exit code (2 or 75)
+        raise type(err)(
             f"{err}; the signature is kept in {out_dir}: upload it with "
             f"attest-step push --from {out_dir}"
         ) from err

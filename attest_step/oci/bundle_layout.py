@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from attest_step.errors import RegistryError
+from attest_step.oci.documents import parse_descriptor
 from attest_step.oci.registry import Manifest, RegistryClient
 from attest_step.oci.rmw import Read, Update, read_modify_write, read_tag
 from attest_step.oci.types import (
@@ -98,9 +99,8 @@ def list_referrers(client: RegistryClient, repository: str, digest: str) -> list
     """Referrers of ``digest``: the API when the registry has it, else the fallback tag."""
     api = client.referrers(repository, digest)
     if api is None:
-        index = client.get_manifest(repository, tag_for(digest))
-        api = list(index.json().get("manifests") or []) if index is not None else []
-    return [Descriptor.from_dict(d) for d in api]
+        api = _entries(client.get_manifest(repository, tag_for(digest)))
+    return [parse_descriptor(d, f"referrers of {repository}@{digest}") for d in api]
 
 
 def _is_bundle(desc: Descriptor) -> bool:
@@ -135,8 +135,8 @@ def prefetch_referrer(
         if found is None:
             fallback = read_tag(client, repository, tag_for(subject_digest), sleep)
             found = _entries(fallback.manifest)
-        descriptors = [Descriptor.from_dict(d) for d in found]
-        bundles = dict(_bundle_digests(client, repository, descriptors))
+        descriptors = [parse_descriptor(d, f"referrers of {subject_digest}") for d in found]
+        bundles = dict(_bundle_digests(client, repository, subject_digest, descriptors))
         upload.wait()
     finally:
         with contextlib.suppress(Exception):
@@ -169,7 +169,10 @@ def push_referrer(
             prefetched.bundles.items()
             if prefetched is not None
             else _bundle_digests(
-                client, repository, list_referrers(client, repository, subject.digest)
+                client,
+                repository,
+                subject.digest,
+                list_referrers(client, repository, subject.digest),
             )
         )
         for referrer, digest_in_it in existing:
@@ -201,23 +204,27 @@ def push_referrer(
 
 
 def _bundle_digests(
-    client: RegistryClient, repository: str, referrers: list[Descriptor]
+    client: RegistryClient, repository: str, subject_digest: str, referrers: list[Descriptor]
 ) -> Iterator[tuple[str, str | None]]:
     """(referrer digest, digest of the bundle it holds) of each bundle referrer, fetched
     one by one as the caller iterates."""
     for desc in referrers:
         if _is_bundle(desc):
-            yield desc.digest, _bundle_digest(client, repository, desc)
+            yield desc.digest, _bundle_digest(client, repository, subject_digest, desc)
 
 
-def _bundle_digest(client: RegistryClient, repository: str, desc: Descriptor) -> str | None:
-    manifest = client.get_manifest(repository, desc.digest)
+def _bundle_digest(
+    client: RegistryClient, repository: str, subject_digest: str, desc: Descriptor
+) -> str | None:
+    """The digest of the bundle a referrer holds; None when it holds none or refers to
+    another subject."""
+    manifest = client.get_manifest(repository, desc.digest, size=desc.size)
     if manifest is None:
         return None
-    layers = manifest.json().get("layers") or []
-    if len(layers) != 1:
+    doc = manifest.manifest()
+    if len(doc.layers) != 1 or doc.subject is None or doc.subject.digest != subject_digest:
         return None
-    return str(layers[0].get("digest"))
+    return doc.layers[0].digest
 
 
 def _add_to_fallback_index(
@@ -251,13 +258,15 @@ def _add_to_fallback_index(
 
 
 def _entries(index: Manifest | None) -> list[dict[str, Any]]:
+    """The entries of the referrers fallback index as served (each a valid descriptor)."""
     if index is None:
         return []
     if index.media_type != INDEX_TYPE:
         raise RegistryError(
-            f"tag {index.digest} is not an OCI index; it cannot hold the referrers fallback"
+            f"{index.source} ({index.digest}) is not an OCI index; it cannot hold the "
+            "referrers fallback"
         )
-    return list(index.json().get("manifests") or [])
+    return index.index_entries()
 
 
 @dataclass(frozen=True)
@@ -273,29 +282,23 @@ def fetch_bundles(client: RegistryClient, repository: str, digest: str) -> list[
     for desc in list_referrers(client, repository, digest):
         if desc.artifact_type and not _is_bundle(desc):
             continue
-        manifest = client.get_manifest(repository, desc.digest)
+        manifest = client.get_manifest(repository, desc.digest, size=desc.size)
         if manifest is None:
             continue
-        doc = manifest.json()
-        layers = [
-            Descriptor.from_dict(layer)
-            for layer in doc.get("layers") or []
-            if str(layer.get("mediaType", "")).startswith(BUNDLE_TYPE_PREFIX)
-        ]
+        doc = manifest.manifest()
+        layers = [d for d in doc.layers if d.media_type.startswith(BUNDLE_TYPE_PREFIX)]
         if len(layers) != 1:
             continue
-        subject = doc.get("subject") or {}
-        if subject.get("digest") != digest:
+        if doc.subject is None or doc.subject.digest != digest:
             continue
-        raw = client.get_blob(repository, layers[0].digest)
+        raw = client.get_blob(repository, layers[0].digest, size=layers[0].size)
         try:
             bundle = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if not isinstance(bundle, dict):
             continue
-        annotations = doc.get("annotations") or {}
         out.append(
-            FetchedBundle(manifest.digest, annotations.get(BUNDLE_PREDICATE_ANNOTATION), bundle)
+            FetchedBundle(manifest.digest, doc.annotations.get(BUNDLE_PREDICATE_ANNOTATION), bundle)
         )
     return out

@@ -25,10 +25,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from attest_step.errors import AttestStepError
+from attest_step.errors import AttestStepError, RegistryError
 from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
 from attest_step.oci.bundle_layout import bundle_bytes, referrer_manifest
+from attest_step.oci.documents import check_content, index_entries, json_object, parse_manifest
+from attest_step.oci.options import DEFAULT_MAX_BLOB_BYTES
 from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants_tag
 from attest_step.oci.spool import SpoolItem
 from attest_step.oci.tag_layout import config_blob, manifest_bytes
@@ -87,9 +89,11 @@ class _Layout:
         path = self.blob_path(digest)
         if not path.is_file():
             return None
+        what = f"--oci-layout {self.root}: blob {digest}"
+        if path.stat().st_size > DEFAULT_MAX_BLOB_BYTES:
+            raise RegistryError(f"{what}: larger than {DEFAULT_MAX_BLOB_BYTES} bytes; not read")
         data = path.read_bytes()
-        if sha256_digest(data) != digest:
-            raise AttestStepError(f"--oci-layout {self.root}: blob {digest} is corrupt")
+        check_content(data, digest, what)
         return data
 
     def index(self) -> list[dict[str, Any]]:
@@ -97,12 +101,12 @@ class _Layout:
         if not path.is_file():
             return []
         try:
-            doc = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as err:
+            data = path.read_bytes()
+        except OSError as err:
             raise AttestStepError(
-                f"--oci-layout {self.root}: index.json is not valid JSON; fix or remove it"
+                f"--oci-layout {self.root}: cannot read index.json ({err.strerror})"
             ) from err
-        return list(doc.get("manifests") or [])
+        return index_entries(data, f"--oci-layout {self.root}: index.json")
 
     def write_index(self, manifests: list[dict[str, Any]]) -> None:
         doc = {"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": manifests}
@@ -135,7 +139,9 @@ def _mark_image(layout: _Layout, entries: list[dict[str, Any]], image: ImageRef)
     data = layout.get(image.digest)
     if data is None:
         return
-    media = str(json.loads(data).get("mediaType") or MANIFEST_TYPE)
+    media = str(
+        json_object(data, f"--oci-layout: {image.digest}").get("mediaType") or MANIFEST_TYPE
+    )
     entries.insert(
         0,
         {
@@ -162,7 +168,7 @@ def _append_tag_layer(
     if entry is not None:
         current = layout.get(str(entry["digest"]))
         if current is not None:
-            layers = [Descriptor.from_dict(d) for d in json.loads(current).get("layers") or []]
+            layers = parse_manifest(current, f"--oci-layout {layout.root}: {name}").layers
     for existing in layers:
         if existing.digest == layer.digest and existing.annotations.get(
             SIGNATURE_ANNOTATION
@@ -199,7 +205,10 @@ def _add_bundle(
     image_data = layout.get(image.digest)
     if image_data is not None:
         subject = Descriptor(
-            str(json.loads(image_data).get("mediaType") or MANIFEST_TYPE),
+            str(
+                json_object(image_data, f"--oci-layout: {image.digest}").get("mediaType")
+                or MANIFEST_TYPE
+            ),
             image.digest,
             len(image_data),
         )
@@ -300,8 +309,7 @@ def read_tag_layers(root: Path, image: ImageRef, tag: str) -> list[tuple[Descrip
     if manifest is None:
         return []
     out: list[tuple[Descriptor, bytes]] = []
-    for raw in json.loads(manifest).get("layers") or []:
-        desc = Descriptor.from_dict(raw)
+    for desc in parse_manifest(manifest, f"--oci-layout {root}: {tag}").layers:
         data = layout.get(desc.digest)
         if data is not None:
             out.append((desc, data))
@@ -317,19 +325,18 @@ def read_bundles(root: Path, image: ImageRef) -> list[tuple[str, str | None, dic
         manifest = layout.get(str(entry.get("digest")))
         if manifest is None:
             continue
-        doc = json.loads(manifest)
-        layers = [
-            d
-            for d in doc.get("layers") or []
-            if str(d.get("mediaType", "")).startswith(BUNDLE_TYPE_PREFIX)
-        ]
+        doc = parse_manifest(manifest, f"--oci-layout {root}: {entry.get('digest')}")
+        layers = [d for d in doc.layers if d.media_type.startswith(BUNDLE_TYPE_PREFIX)]
         if len(layers) != 1:
             continue
-        data = layout.get(str(layers[0].get("digest")))
+        data = layout.get(layers[0].digest)
         if data is None:
             continue
-        bundle = json.loads(data)
+        try:
+            bundle = json.loads(data)
+        except (ValueError, RecursionError):
+            continue
         if isinstance(bundle, dict):
-            predicate = (doc.get("annotations") or {}).get(BUNDLE_PREDICATE_ANNOTATION)
+            predicate = doc.annotations.get(BUNDLE_PREDICATE_ANNOTATION)
             out.append((str(entry["digest"]), predicate, bundle))
     return out

@@ -6,7 +6,9 @@ command receives one keyword argument ``registry: RegistryOptions``.
 Flags (cosign's spellings where cosign has them):
   --allow-insecure-registry   plain HTTP (and unverified TLS) to the registry
   --ca-cert PATH              PEM bundle of CAs to trust for the registry (env ATTEST_STEP_CA_CERT)
-  --timeout DURATION          total deadline for all registry work: 90, 90s, 3m, 3m0s
+  --timeout DURATION          one deadline for all registry work of the verb (every request,
+                              headers and body, retries included): 90, 90s, 3m, 3m0s
+  --max-blob-size SIZE        largest blob read from a registry (env ATTEST_STEP_MAX_BLOB_SIZE)
   --registry-layout           auto|tag|bundle|both (default auto; env ATTEST_STEP_REGISTRY_LAYOUT)
   --oci-layout DIR            write to an OCI image-layout directory instead of a registry
 """
@@ -25,7 +27,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 LAYOUTS = ("auto", "tag", "bundle", "both")
 DEFAULT_LAYOUT = "auto"
 DEFAULT_TIMEOUT_SECONDS = 180.0  # cosign's --timeout default (3m0s)
+MAX_MANIFEST_BYTES = 4 << 20
+"""Manifests and indexes larger than this are refused while they stream in (containerd and
+go-containerregistry use the same 4 MiB limit)."""
+DEFAULT_MAX_BLOB_BYTES = 64 << 20
+"""Default for ``--max-blob-size``: signature payloads, envelopes and bundles are kilobytes."""
 
+_SIZE = re.compile(r"^(\d+)\s*(|b|k|kb|kib|m|mb|mib|g|gb|gib)$", re.IGNORECASE)
+_SIZE_UNITS = {"": 0, "b": 0, "k": 10, "kb": 10, "kib": 10, "m": 20, "mb": 20, "mib": 20}
+_SIZE_UNITS.update({"g": 30, "gb": 30, "gib": 30})
 _DURATION = re.compile(r"^(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s)?$")
 
 
@@ -35,6 +45,19 @@ class RegistryOptions(NamedTuple):
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     layout: str = DEFAULT_LAYOUT  # "auto", "tag" (.sig/.att tags), "bundle" (referrers), "both"
     oci_layout_dir: str | None = None
+    max_blob_bytes: int = DEFAULT_MAX_BLOB_BYTES
+
+
+def parse_size(value: str) -> int:
+    """Bytes from ``1048576``, ``512KiB``, ``64MiB`` or ``1GiB`` (K, M, G are powers of
+    1024, with or without ``B``/``iB``); ValueError for anything else or for 0."""
+    match = _SIZE.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(value)
+    size = int(match.group(1)) << _SIZE_UNITS[match.group(2).lower()]
+    if size <= 0:
+        raise ValueError(value)
+    return size
 
 
 def parse_duration(value: str) -> float:
@@ -67,6 +90,18 @@ class _Duration(click.ParamType):  # type: ignore[type-arg]
             self.fail(f"{value!r} is not a duration like 90s, 3m or 3m0s", param, ctx)
 
 
+class _Size(click.ParamType):  # type: ignore[type-arg]
+    name = "SIZE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_size(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a size like 1048576, 512KiB or 64MiB", param, ctx)
+
+
 def registry_options(func: F) -> F:
     """Add the shared registry flags; pass ``registry=RegistryOptions(...)``."""
 
@@ -78,6 +113,7 @@ def registry_options(func: F) -> F:
             timeout_seconds=kwargs.pop("registry_timeout"),
             layout=kwargs.pop("registry_layout"),
             oci_layout_dir=kwargs.pop("oci_layout"),
+            max_blob_bytes=kwargs.pop("max_blob_size"),
         )
         return func(*args, **kwargs)
 
@@ -103,7 +139,17 @@ def registry_options(func: F) -> F:
             type=_Duration(),
             default=DEFAULT_TIMEOUT_SECONDS,
             show_default="3m0s",
-            help="Give up on the registry after this long in total (retries included).",
+            help="Give up on the registry after this long in total: every request, its "
+            "headers and body, retries included (exit 75 when it passes).",
+        ),
+        click.option(
+            "--max-blob-size",
+            type=_Size(),
+            default=DEFAULT_MAX_BLOB_BYTES,
+            show_default="64MiB",
+            envvar="ATTEST_STEP_MAX_BLOB_SIZE",
+            help="Refuse a blob larger than this from the registry, while it streams in "
+            "(manifests and indexes: 4 MiB, fixed).",
         ),
         click.option(
             "--registry-layout",

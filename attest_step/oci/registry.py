@@ -1,10 +1,20 @@
-"""A small registry client on top of the oras SDK: exact bytes, auth, TLS, bounded retries.
+"""A small registry client on top of the oras SDK: exact bytes, auth, TLS, bounded retries,
+bounded reads.
 
 oras-py provides the token-auth handshake and the docker-config parsing (``oras.auth``);
 this module sets up the HTTP session the way ``oras.provider.Registry`` does and replaces
 its ``do_request`` (whose retry decorator sleeps 131 s before giving up) with one that
 sends exact bytes, honours a deadline and never retries on its own: the retry policy lives
 in :mod:`attest_step.oci.retry`, applied per operation.
+
+Every request the session sends (ours, oras' token requests, redirects) goes through
+:class:`attest_step.oci.transport.BoundedAdapter`: the verb's one deadline covers headers
+and body, and a body is refused as soon as it passes its limit (manifests and indexes
+4 MiB, blobs ``--max-blob-size``). Everything fetched by digest is checked against it
+(:func:`attest_step.oci.documents.check_content`); documents are parsed strictly
+(:mod:`attest_step.oci.documents`). Errors: :class:`RegistryError` (exit 2) when the
+registry refused or answered something unusable, :class:`RegistryUnavailable` (exit 75)
+when no complete answer came in time.
 
 Start-up: ``oras.provider`` is not imported (it pulls in jsonschema and oras' schema and
 layout code, about 30 ms, none of which this client uses); ``oras.auth`` and requests are.
@@ -13,6 +23,7 @@ layout code, about 30 ms, none of which this client uses); ``oras.auth`` and req
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import threading
@@ -22,16 +33,32 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import oras.auth
+import oras.auth.utils
 import requests
 
-from attest_step.errors import RegistryError
-from attest_step.oci.options import RegistryOptions
+from attest_step.errors import RegistryError, RegistryUnavailable
+from attest_step.oci.documents import (
+    ImageManifest,
+    check_content,
+    check_digest_syntax,
+    index_entries,
+    json_object,
+    parse_manifest,
+    parse_tag_list,
+)
+from attest_step.oci.options import MAX_MANIFEST_BYTES, RegistryOptions
 from attest_step.oci.retry import (
     RETRYABLE_STATUS,
     Deadline,
     RetryableError,
     RetryPolicy,
     run_with_retry,
+)
+from attest_step.oci.transport import (
+    BoundedAdapter,
+    DeadlinePassed,
+    ExchangeTimeout,
+    ResponseTooLarge,
 )
 from attest_step.oci.types import (
     INDEX_TYPE,
@@ -52,12 +79,19 @@ class Manifest(NamedTuple):
     data: bytes
     media_type: str
     digest: str
+    source: str = "manifest"
+    """Where it was read (``host/repository:reference``), for error messages."""
 
     def json(self) -> dict[str, Any]:
-        doc = json.loads(self.data)
-        if not isinstance(doc, dict):
-            raise RegistryError(f"manifest {self.digest} is not a JSON object")
-        return doc
+        return json_object(self.data, self.source)
+
+    def manifest(self) -> ImageManifest:
+        """Parsed strictly as an image manifest."""
+        return parse_manifest(self.data, self.source)
+
+    def index_entries(self) -> list[dict[str, Any]]:
+        """The ``manifests`` of an index as served (each checked to be a descriptor)."""
+        return index_entries(self.data, self.source)
 
     def descriptor(self) -> Descriptor:
         return Descriptor(self.media_type, self.digest, len(self.data))
@@ -96,15 +130,28 @@ def load_docker_auths(path: Path) -> dict[str, Any]:
 
 class _OrasRegistry:
     """The session and auth setup of ``oras.provider.Registry`` (same steps, without
-    importing that module), with a do_request that has timeouts and no retry loop."""
+    importing that module), with a do_request that has timeouts and no retry loop, and a
+    session whose every exchange is bounded (:class:`BoundedAdapter`)."""
 
-    request_timeout: float = 30.0
-
-    def __init__(self, *, hostname: str, insecure: bool, tls_verify: bool | str) -> None:
+    def __init__(
+        self,
+        *,
+        hostname: str,
+        insecure: bool,
+        tls_verify: bool | str,
+        remaining: Callable[[], float],
+    ) -> None:
         self.hostname = hostname
         self.prefix = "http" if insecure else "https"
         self._tls_verify = tls_verify
         self.session = requests.Session()
+        # Every request of the session, oras' token requests included, is bounded in time
+        # and size by the adapter (requests' documented way to change how requests are sent).
+        self.adapter = BoundedAdapter(
+            remaining=remaining, request_timeout=30.0, default_limit=MAX_MANIFEST_BYTES
+        )
+        self.session.mount("https://", self.adapter)
+        self.session.mount("http://", self.adapter)
         if not tls_verify:
             requests.packages.urllib3.disable_warnings()  # type: ignore[attr-defined]
         # As oras: ignore cookies (some registries take one as a sign of a browser).
@@ -139,7 +186,18 @@ class _OrasRegistry:
             return self._send(
                 method=method, url=url, data=data, headers=hdrs, json=json, stream=stream
             )
-        hdrs, changed = self.auth.authenticate_request(response, hdrs)
+        if challenge.lower().startswith("bearer") and not _realm(challenge):
+            raise UnusableAnswer("answered 401 with a Bearer challenge that names no realm")
+        try:
+            hdrs, changed = self.auth.authenticate_request(response, hdrs)
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as err:
+            if isinstance(err, requests.RequestException):
+                raise
+            # oras reads the token service's answer as a JSON object without checking it.
+            raise UnusableAnswer(
+                f"the token service named in its Bearer challenge answered something that is "
+                f"not a token ({type(err).__name__})"
+            ) from err
         if not changed:
             return response
         return self._send(method=method, url=url, data=data, headers=hdrs, json=json, stream=stream)
@@ -162,10 +220,28 @@ class _OrasRegistry:
             headers=headers,
             stream=stream,
             verify=self._tls_verify,
-            timeout=self.request_timeout,
+            timeout=self.adapter.request_timeout,
             allow_redirects=True,
         )
         return response
+
+
+class UnusableAnswer(Exception):
+    """The registry (or its token service) answered something this client cannot use."""
+
+
+def _realm(challenge: str) -> str | None:
+    realm = oras.auth.utils.parse_auth_header(challenge).realm
+    return realm if isinstance(realm, str) and realm.strip() else None
+
+
+def _check_host(host: str) -> None:
+    """Refuse a registry address whose port is not a TCP port (before any request)."""
+    _, colon, port = host.rpartition(":")
+    if colon and not host.endswith("]") and port.isdigit() and not 0 < int(port) < 65536:
+        raise RegistryError(
+            f"registry {host}: port {port} is not a TCP port (1-65535); fix the image reference"
+        )
 
 
 class RegistryClient:
@@ -179,6 +255,7 @@ class RegistryClient:
         deadline: Deadline,
         policy: RetryPolicy | None = None,
     ) -> None:
+        _check_host(host)
         self.host = host
         self.options = options
         self.deadline = deadline
@@ -193,7 +270,12 @@ class RegistryClient:
         self._insecure = options.allow_insecure_registry
         self._scheme = "http" if self._insecure else "https"
         self._api_host = _API_HOSTS.get(host, host)
-        self._oras = _OrasRegistry(hostname=self._api_host, insecure=self._insecure, tls_verify=tls)
+        self._oras = _OrasRegistry(
+            hostname=self._api_host,
+            insecure=self._insecure,
+            tls_verify=tls,
+            remaining=deadline.remaining,
+        )
         self._no_referrers_api: set[str] = set()
         """Repositories for which the registry answered that it has no referrers API."""
         self._has_blob: set[tuple[str, str]] = set()
@@ -221,22 +303,50 @@ class RegistryClient:
         *,
         data: bytes | None = None,
         headers: dict[str, str] | None = None,
+        max_bytes: int = MAX_MANIFEST_BYTES,
     ) -> requests.Response:
-        remaining = self.deadline.remaining()
-        if remaining <= 0:
-            raise RetryableError("the deadline passed")
-        self._oras.request_timeout = max(0.05, min(self.policy.request_timeout, remaining))
+        """One exchange (with its redirects and token requests), its body at most
+        ``max_bytes``; transient failures raise RetryableError, the deadline and answers
+        that retrying cannot fix raise at once."""
+        where = f"{self.host}: {method} {_path(url)}"
+        adapter = self._oras.adapter
+        adapter.request_timeout = self.policy.request_timeout
         try:
-            response: requests.Response = self._oras.do_request(
-                url, method, data=data, headers=headers
-            )
+            with adapter.limit(max_bytes):
+                response: requests.Response = self._oras.do_request(
+                    url, method, data=data, headers=headers
+                )
+        except DeadlinePassed as err:
+            raise RegistryUnavailable(
+                f"{where}: no complete answer before the deadline (--timeout "
+                f"{self.deadline.seconds:g}s) passed; retry later or give a longer --timeout"
+            ) from err
+        except ResponseTooLarge as err:
+            raise RegistryError(
+                f"{where}: the answer is larger than {err.limit} bytes, the limit for it; "
+                "refused while it streamed in (--max-blob-size raises the blob limit)"
+            ) from err
+        except UnusableAnswer as err:
+            raise RegistryError(f"{where}: {err}") from err
         except requests.exceptions.SSLError as err:
             raise RegistryError(
                 f"{self.host}: TLS verification failed; pass --ca-cert with the registry's CA "
                 "or --allow-insecure-registry for a plain-HTTP registry"
             ) from err
         except (requests.ConnectionError, requests.Timeout) as err:
+            if _not_http(err):
+                raise RegistryError(
+                    f"{where}: the answer is not HTTP ({_short(err)}); check the registry "
+                    "address (and --allow-insecure-registry for plain HTTP)"
+                ) from err
+            if isinstance(err, ExchangeTimeout) and self.deadline.expired:
+                raise RegistryUnavailable(
+                    f"{where}: no complete answer before the deadline (--timeout "
+                    f"{self.deadline.seconds:g}s) passed; retry later or give a longer --timeout"
+                ) from err
             raise RetryableError(f"{self.host}: {_short(err)}") from err
+        except requests.RequestException as err:
+            raise RegistryError(f"{where}: {_short(err)}") from err
         if response.status_code in RETRYABLE_STATUS:
             raise RetryableError(
                 f"{method} {url} answered HTTP {response.status_code}",
@@ -255,25 +365,50 @@ class RegistryClient:
         return RegistryError(f"{what}: HTTP {response.status_code}{detail}{hint}")
 
     # --- manifests ------------------------------------------------------------------
-    def get_manifest(self, repository: str, reference: str) -> Manifest | None:
-        """The manifest at a tag or digest, or None when the registry says 404."""
+    def get_manifest(
+        self, repository: str, reference: str, *, size: int | None = None
+    ) -> Manifest | None:
+        """The manifest at a tag or digest, or None when the registry says 404.
+
+        At most 4 MiB, refused while it streams in. Fetched by digest, it must be the
+        content of that digest, and of ``size`` bytes when the descriptor said so."""
+        by_digest = ":" in reference
+        sep = "@" if by_digest else ":"
+        what = f"{self.host}/{repository}{sep}{reference}"
+        if by_digest:
+            check_digest_syntax(reference, what)
+        if size is not None and size > MAX_MANIFEST_BYTES:
+            raise RegistryError(
+                f"{what}: its descriptor says {size} bytes, more than the {MAX_MANIFEST_BYTES} "
+                "bytes a manifest may have; not fetched"
+            )
         url = self.url(repository, f"manifests/{reference}")
-        what = f"get {self.host}/{repository}:{reference}"
 
         def op() -> Manifest | None:
             resp = self._request("GET", url, headers={"Accept": MANIFEST_ACCEPT})
             if resp.status_code == 404:
                 return None
             if resp.status_code != 200:
-                raise self._fail(what, resp)
-            media = resp.headers.get("Content-Type", "").split(";")[0].strip()
+                raise self._fail(f"get {what}", resp)
             data = resp.content
+            if by_digest:
+                check_content(data, reference, what)
             digest = sha256_digest(data)
+            served = resp.headers.get("Docker-Content-Digest", "").strip()
+            if served.startswith("sha256:") and served != digest:
+                raise RegistryError(
+                    f"{what}: the registry says its digest is {served}, but the content "
+                    f"served has {digest}; the registry or something between is "
+                    "corrupting or substituting it"
+                )
+            if size is not None and len(data) != size:
+                raise RegistryError(f"{what}: {len(data)} bytes served, its descriptor says {size}")
+            media = resp.headers.get("Content-Type", "").split(";")[0].strip()
             if not media:
-                media = str(json.loads(data).get("mediaType", ""))
-            return Manifest(data=data, media_type=media, digest=digest)
+                media = str(json_object(data, what).get("mediaType") or "")
+            return Manifest(data=data, media_type=media, digest=digest, source=what)
 
-        result: Manifest | None = self._retry(what, op)
+        result: Manifest | None = self._retry(f"get {what}", op)
         return result
 
     def manifest_digest(self, repository: str, reference: str) -> str | None:
@@ -326,18 +461,19 @@ class RegistryClient:
         what = f"list tags of {self.host}/{repository}"
 
         def op() -> list[str]:
-            resp = self._request("GET", url)
+            resp = self._request("GET", url, max_bytes=self.options.max_blob_bytes)
             if resp.status_code == 404:
                 return []
             if resp.status_code != 200:
                 raise self._fail(what, resp)
-            return list(resp.json().get("tags") or [])
+            return parse_tag_list(resp.content, what)
 
         result: list[str] = self._retry(what, op)
         return result
 
     def referrers(self, repository: str, digest: str) -> list[dict[str, Any]] | None:
-        """The referrers API answer (index ``manifests``), or None when the API is absent."""
+        """The referrers API answer (index ``manifests``, each a valid descriptor), or None
+        when the API is absent."""
         if repository in self._no_referrers_api:  # asked before in this process
             return None
         url = self.url(repository, f"referrers/{digest}")
@@ -351,7 +487,7 @@ class RegistryClient:
                 raise self._fail(what, resp)
             if resp.headers.get("Content-Type", "").split(";")[0].strip() != INDEX_TYPE:
                 return None
-            return list(resp.json().get("manifests") or [])
+            return index_entries(resp.content, what)
 
         result: list[dict[str, Any]] | None = self._retry(what, op)
         if result is None:
@@ -359,22 +495,30 @@ class RegistryClient:
         return result
 
     # --- blobs ----------------------------------------------------------------------
-    def get_blob(self, repository: str, digest: str, *, max_size: int = 64 << 20) -> bytes:
+    def get_blob(self, repository: str, digest: str, *, size: int | None = None) -> bytes:
+        """The blob ``digest``, checked against it (and against ``size`` when given), at
+        most ``--max-blob-size`` bytes, refused while it streams in."""
+        limit = self.options.max_blob_bytes
+        what = f"blob {self.host}/{repository}@{digest}"
+        check_digest_syntax(digest, what)
+        if size is not None and size > limit:
+            raise RegistryError(
+                f"{what}: its descriptor says {size} bytes, more than --max-blob-size "
+                f"({limit} bytes); not fetched"
+            )
         url = self.url(repository, f"blobs/{digest}")
-        what = f"get blob {self.host}/{repository}@{digest}"
 
         def op() -> bytes:
-            resp = self._request("GET", url)
+            resp = self._request("GET", url, max_bytes=limit)
             if resp.status_code != 200:
-                raise self._fail(what, resp)
+                raise self._fail(f"get {what}", resp)
             data = resp.content
-            if len(data) > max_size:
-                raise RegistryError(f"{what}: larger than {max_size} bytes")
-            if sha256_digest(data) != digest:
-                raise RegistryError(f"{what}: content does not match its digest")
+            check_content(data, digest, what)
+            if size is not None and len(data) != size:
+                raise RegistryError(f"{what}: {len(data)} bytes served, its descriptor says {size}")
             return data
 
-        result: bytes = self._retry(what, op)
+        result: bytes = self._retry(f"get {what}", op)
         return result
 
     def put_blob_background(self, repository: str, data: bytes) -> Background:
@@ -444,6 +588,33 @@ class Background:
             raise error
 
 
+def _path(url: str) -> str:
+    """The path of ``url`` without its query (upload URLs carry state in it)."""
+    after_scheme = url.split("://", 1)[-1]
+    path = after_scheme.partition("/")[2].partition("?")[0]
+    return f"/{path}"
+
+
+def _not_http(err: BaseException) -> bool:
+    """Whether a connection error was the server answering something that is not HTTP
+    (a bad status line, an overlong or endless header block), as opposed to a connection
+    that failed or closed: only the latter is worth retrying."""
+    stack: list[BaseException] = [err]
+    seen: set[int] = set()
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, http.client.HTTPException) and not isinstance(
+            current, http.client.RemoteDisconnected | http.client.IncompleteRead
+        ):
+            return True
+        stack.extend(a for a in current.args if isinstance(a, BaseException))
+        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+    return False
+
+
 def _short(err: Exception) -> str:
     text = str(err)
     if "Connection refused" in text:
@@ -466,19 +637,29 @@ def _retry_after(response: requests.Response) -> float | None:
 _TRANSIENT_PUT_CODES = frozenset({"DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"})
 
 
-def _error_code(response: requests.Response) -> str:
+def _first_error(response: requests.Response) -> dict[str, Any]:
+    """The first entry of a distribution error body (``{"errors": [...]}``), or ``{}``."""
     try:
-        errors = response.json().get("errors") or []
-    except ValueError:
-        return ""
-    return str(errors[0].get("code", "")) if errors and isinstance(errors[0], dict) else ""
+        doc = response.json()
+    except (ValueError, RecursionError):
+        return {}
+    errors = doc.get("errors") if isinstance(doc, dict) else None
+    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
+        return errors[0]
+    return {}
+
+
+def _error_code(response: requests.Response) -> str:
+    return _printable(_first_error(response).get("code", ""))
 
 
 def _error_detail(response: requests.Response) -> str:
-    try:
-        errors = response.json().get("errors") or []
-    except ValueError:
+    first = _first_error(response)
+    if not first:
         return ""
-    if errors and isinstance(errors[0], dict):
-        return f" ({errors[0].get('code', '')}: {errors[0].get('message', '')})"
-    return ""
+    return f" ({_printable(first.get('code', ''))}: {_printable(first.get('message', ''))})"
+
+
+def _printable(value: Any) -> str:
+    """A registry-supplied value for a one-line message: one line, at most 200 characters."""
+    return " ".join(str(value).split())[:200]

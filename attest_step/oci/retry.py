@@ -8,9 +8,10 @@ Policy (documented in docs/oci-storage.md):
 - Up to ``attempts`` tries per operation, waiting ``base * 2**n`` seconds (capped at
   ``max_backoff``) times a random jitter in [0.5, 1.0] between tries, or the server's
   ``Retry-After`` when it is shorter than the cap.
-- Nothing waits past the deadline: each HTTP request gets ``min(request_timeout, time
-  left)`` as its timeout and no sleep runs past the deadline. When time is up the last
-  error is raised as a one-line RegistryError.
+- Nothing waits past the deadline: each HTTP exchange (headers and body, see
+  :mod:`attest_step.oci.transport`) gets at most ``min(request_timeout, time left)`` and no
+  sleep runs past the deadline. When the tries or the time are used up the last error is
+  raised as a one-line RegistryUnavailable (exit 75: temporary, retry later).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from attest_step.errors import RegistryError
+from attest_step.errors import RegistryUnavailable
 
 T = TypeVar("T")
 
@@ -57,7 +58,8 @@ class RetryPolicy:
     base: float = 0.25
     max_backoff: float = 8.0
     request_timeout: float = 30.0
-    """Upper bound for one HTTP request (connect + read), further capped by the deadline."""
+    """Upper bound for one HTTP exchange (connect, headers and body), further capped by the
+    deadline."""
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def backoff(self, attempt: int, retry_after: float | None = None) -> float:
@@ -78,7 +80,7 @@ def run_with_retry(
     """Run ``operation`` until it succeeds, fails for good, or the policy/deadline ends.
 
     ``operation`` raises RetryableError for transient failures and anything else
-    (typically RegistryError) for permanent ones.
+    (typically RegistryError) for permanent ones, which are raised at once.
     """
     last: RetryableError | None = None
     tries = 0
@@ -96,7 +98,7 @@ def run_with_retry(
         sleep(wait)
     reason = str(last) if last is not None else "no time left"
     spent = deadline.seconds - deadline.remaining()
-    raise RegistryError(
+    raise RegistryUnavailable(
         f"{what}: gave up after {tries} attempt(s) in {spent:.1f}s "
         f"(deadline {deadline.seconds:g}s): {reason}"
     )

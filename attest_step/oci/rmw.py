@@ -13,7 +13,7 @@ an update (last PUT wins). :func:`read_modify_write` narrows and detects it:
   500 ms) and
   re-reads the tag until it has not changed for one such period, checking the update is
   complete; if not it merges again after a random pause, a bounded number of times, then
-  fails with a one-line RegistryError;
+  fails with a one-line RegistryUnavailable (exit 75);
 * a 404 on the tag counts only when the tag list agrees (:func:`read_confirmed`).
 
 What is merged and what "complete" means is up to the caller (:class:`Update`).
@@ -26,7 +26,7 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
-from attest_step.errors import RegistryError
+from attest_step.errors import RegistryUnavailable
 from attest_step.oci.registry import Manifest, RegistryClient
 
 RACE_ATTEMPTS = 12
@@ -136,7 +136,7 @@ def read_confirmed(
         if current is not None or tag not in client.list_tags(repository):
             return current
         sleep(0.02)
-    raise RegistryError(
+    raise RegistryUnavailable(
         f"{client.host}/{repository}:{tag}: listed but unreadable; retry the push "
         "(attest-step push --from DIR)"
     )
@@ -235,7 +235,7 @@ def read_modify_write(
             return Outcome(stable.digest, "pushed", attempt)
         # Someone overwrote the tag after our PUT: merge again after a random pause.
         sleep(rand.uniform(0.0, min(1.0, 0.05 * attempt)))
-    raise RegistryError(
+    raise RegistryUnavailable(
         f"{client.host}/{repository}:{tag}: concurrent writers overwrote {update.what} "
         f"{RACE_ATTEMPTS} times; retry the push (attest-step push --from DIR)"
     )

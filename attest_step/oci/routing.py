@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from attest_step.errors import AttestStepError
+from attest_step.errors import UsageError
 from attest_step.oci.spool import SpoolItem
 
 TAG_SUFFIX = {"signature": ".sig", "attestation": ".att"}
@@ -23,12 +23,17 @@ def envelope_of(item: SpoolItem) -> dict[str, Any]:
     """The spooled DSSE envelope as a dict (for wrapping into a bundle)."""
     try:
         doc = json.loads(item.data)
-    except ValueError as err:
-        raise AttestStepError(
+    except (ValueError, RecursionError) as err:
+        raise UsageError(
             f"{item.record_path}: the DSSE envelope is not JSON; re-run the step that wrote it"
         ) from err
-    if not isinstance(doc, dict) or "payload" not in doc or "payloadType" not in doc:
-        raise AttestStepError(
-            f"{item.record_path}: not a DSSE envelope; re-run the step that wrote it"
-        )
+    signatures = doc.get("signatures") if isinstance(doc, dict) else None
+    if (
+        not isinstance(doc, dict)
+        or not isinstance(doc.get("payload"), str)
+        or not isinstance(doc.get("payloadType"), str)
+        or not isinstance(signatures, list)
+        or not all(isinstance(s, dict) for s in signatures)
+    ):
+        raise UsageError(f"{item.record_path}: not a DSSE envelope; re-run the step that wrote it")
     return doc

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from attest_step.errors import AttestStepError
+from attest_step.errors import AttestStepError, UsageError
 from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef, parse_image_ref
 from attest_step.oci.keyhint import public_key_hint
@@ -192,16 +192,14 @@ def write_signature_bundle(
     )
 
 
-def _bad(path: Path, why: str) -> AttestStepError:
-    return AttestStepError(
-        f"spool record {path}: {why}; remove it or re-run the step that wrote it"
-    )
+def _bad(path: Path, why: str) -> UsageError:
+    return UsageError(f"spool record {path}: {why}; remove it or re-run the step that wrote it")
 
 
 def read_item(record_path: Path) -> SpoolItem:
     try:
         record = json.loads(record_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, RecursionError) as err:
         raise _bad(record_path, f"unreadable ({type(err).__name__})") from err
     if not isinstance(record, dict) or record.get("spoolVersion") != SPOOL_VERSION:
         raise _bad(record_path, f"not a spool record of version {SPOOL_VERSION}")
@@ -216,14 +214,21 @@ def read_item(record_path: Path) -> SpoolItem:
     if sha256_digest(data) != record.get("blobDigest"):
         raise _bad(record_path, f"{blob_name} does not match blobDigest (file changed?)")
     annotations = record.get("annotations") or {}
+    if not isinstance(annotations, dict) or not all(
+        isinstance(v, str) for v in annotations.values()
+    ):
+        raise _bad(record_path, "its annotations are not a map of strings")
+    predicate_type = record.get("predicateType")
+    if predicate_type is not None and not isinstance(predicate_type, str):
+        raise _bad(record_path, "its predicateType is not a string")
     return SpoolItem(
         record_path=record_path,
         kind=str(kind),
         image=parse_image_ref(str(record.get("image", "")), what=f"spool record {record_path}"),
         data=data,
         media_type=str(record.get("mediaType", "")),
-        annotations={str(k): str(v) for k, v in annotations.items()},
-        predicate_type=record.get("predicateType"),
+        annotations=dict(annotations),
+        predicate_type=predicate_type,
         public_key_hint=str(record.get("publicKeyHint", "")),
         created=str(record.get("created", "")),
     )

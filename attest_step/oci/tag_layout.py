@@ -86,10 +86,10 @@ def manifest_bytes(layers: list[Descriptor], config: bytes) -> bytes:
 
 
 def layers_of(manifest: Manifest | None) -> list[Descriptor]:
+    """The layers of the manifest at a ``.sig``/``.att`` tag (parsed strictly)."""
     if manifest is None:
         return []
-    doc = manifest.json()
-    return [Descriptor.from_dict(layer) for layer in doc.get("layers") or []]
+    return manifest.manifest().layers
 
 
 def _same(a: Descriptor, b: Descriptor) -> bool:
@@ -224,5 +224,5 @@ def read_layers(
     manifest = client.get_manifest(repository, tag)
     out: list[tuple[Descriptor, bytes]] = []
     for desc in layers_of(manifest):
-        out.append((desc, client.get_blob(repository, desc.digest)))
+        out.append((desc, client.get_blob(repository, desc.digest, size=desc.size)))
     return out

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from attest_step.errors import EXIT_REGISTRY_UNAVAILABLE
 from attest_step.imageref import parse_image_ref
 from attest_step.keys.load import load_verifier
 from attest_step.oci.options import RegistryOptions
@@ -143,7 +144,7 @@ def test_registry_down_fails_in_time_keeps_spool_and_push_later_succeeds(
         cosign_key_pair,
     )
     elapsed = time.monotonic() - started
-    assert res.returncode == 1
+    assert res.returncode == EXIT_REGISTRY_UNAVAILABLE, res.stderr
     lines = res.stderr.strip().splitlines()
     assert len(lines) == 1, res.stderr
     assert "connection refused" in lines[0] and f"push --from {spool}" in lines[0]
@@ -212,7 +213,7 @@ def test_persistent_5xx_fail_within_deadline(
         ],
         cosign_key_pair,
     )
-    assert res.returncode == 1
+    assert res.returncode == EXIT_REGISTRY_UNAVAILABLE, res.stderr
     assert "HTTP 503" in res.stderr and "gave up" in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
     assert time.monotonic() - started < 10
