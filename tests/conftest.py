@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.keys",
+    "tests.fixtures.hostile_http",
 ]

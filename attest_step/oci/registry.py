@@ -322,9 +322,13 @@ class RegistryClient:
                 f"{self.deadline.seconds:g}s) passed; retry later or give a longer --timeout"
             ) from err
         except ResponseTooLarge as err:
+            if max_bytes == MAX_MANIFEST_BYTES:
+                limit = "the most a manifest, index or registry answer may have"
+            else:
+                limit = "--max-blob-size; raise it if the blob is genuine"
             raise RegistryError(
-                f"{where}: the answer is larger than {err.limit} bytes, the limit for it; "
-                "refused while it streamed in (--max-blob-size raises the blob limit)"
+                f"{where}: the answer is larger than {err.limit} bytes ({limit}); "
+                "refused while it streamed in"
             ) from err
         except UnusableAnswer as err:
             raise RegistryError(f"{where}: {err}") from err
