@@ -191,7 +191,9 @@ class _OrasRegistry:
         try:
             hdrs, changed = self.auth.authenticate_request(response, hdrs)
         except (AttributeError, TypeError, KeyError, IndexError, ValueError) as err:
-            if isinstance(err, requests.RequestException):
+            if isinstance(err, requests.RequestException) and not isinstance(
+                err, requests.exceptions.JSONDecodeError
+            ):
                 raise
             # oras reads the token service's answer as a JSON object without checking it.
             raise UnusableAnswer(
