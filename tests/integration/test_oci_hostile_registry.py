@@ -88,7 +88,7 @@ def test_a_1_5_gb_manifest_is_refused_while_it_streams_in(
     assert outcome.returncode == 2, line
     assert f"larger than {MAX_MANIFEST_BYTES} bytes" in line
     assert server.sent < MAX_MANIFEST_BYTES + 32 * MiB, server.sent
-    assert outcome.max_rss < 200 * MiB, outcome.max_rss
+    assert outcome.max_rss < 120 * MiB, outcome.max_rss
 
 
 @pytest.mark.parametrize(
@@ -113,7 +113,7 @@ def test_an_endless_blob_is_refused_at_the_blob_limit_while_it_streams_in(
     assert outcome.returncode == 2, line
     assert f"larger than {limit} bytes" in line
     assert server.sent < limit + 32 * MiB, server.sent
-    assert outcome.max_rss < limit + 200 * MiB, outcome.max_rss
+    assert outcome.max_rss < limit + 100 * MiB, outcome.max_rss
 
 
 def test_a_blob_whose_descriptor_is_over_the_limit_is_not_fetched(
