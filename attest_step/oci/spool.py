@@ -90,6 +90,11 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _stem(kind: str, image: ImageRef, blob_digest: str) -> str:
+    """A record's and its blob's file name without the suffix (see the module docstring)."""
+    return f"{kind}-{image.hex[:16]}-{blob_digest.split(':', 1)[-1][:16]}"
+
+
 def _write_item(
     out_dir: Path,
     *,
@@ -110,7 +115,7 @@ def _write_item(
             "give a writable directory"
         ) from err
     digest = sha256_digest(data)
-    stem = f"{kind}-{image.hex[:16]}-{digest.split(':', 1)[1][:16]}"
+    stem = _stem(kind, image, digest)
     blob_path = out_dir / f"{stem}{ext}"
     record_path = out_dir / f"{stem}{RECORD_SUFFIX}"
     record: dict[str, Any] = {
@@ -332,6 +337,11 @@ def _item(dir_fd: int, out_dir: Path, name: str) -> SpoolItem:
     elif not (isinstance(predicate_type, str) and predicate_type):
         raise _bad(record_path, "predicateType must be a non-empty string")
     expected = _string(record, "blobDigest", record_path)
+    image = parse_image_ref(
+        _string(record, "image", record_path), what=f"spool record {record_path}"
+    )
+    if stem != _stem(kind, image, expected):
+        raise _bad(record_path, "its file name does not match its kind, image and blobDigest")
     data = _read_entry(dir_fd, out_dir, blob_name, MAX_BLOB)
     if sha256_digest(data) != expected:
         raise _bad(record_path, f"{blob_name} does not match blobDigest (file changed?)")
@@ -339,9 +349,7 @@ def _item(dir_fd: int, out_dir: Path, name: str) -> SpoolItem:
     return SpoolItem(
         record_path=record_path,
         kind=kind,
-        image=parse_image_ref(
-            _string(record, "image", record_path), what=f"spool record {record_path}"
-        ),
+        image=image,
         data=data,
         media_type=media_type,
         annotations=annotations,

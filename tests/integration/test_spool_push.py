@@ -51,11 +51,21 @@ def _spool(tmp_path: Path, registry: LocalRegistry) -> tuple[Path, ImageRef, Pat
     return spool, ref, record, blob
 
 
-def _point_record_at(record: Path, data: bytes) -> None:
-    """Make the record's blobDigest the digest of ``data``: a digest check alone would pass."""
+def _point_record_at(record: Path, data: bytes) -> tuple[Path, Path]:
+    """Rewrite ``record`` for a blob holding ``data``, as a hostile step could: blobDigest,
+    the file names that carry the digest, and the blob field all agree, so only the check of
+    what the blob file *is* stands between the spool and the upload. Returns the new record
+    path and the (not yet existing) blob path it names."""
     doc = json.loads(record.read_text())
-    doc["blobDigest"] = "sha256:" + hashlib.sha256(data).hexdigest()
-    record.write_text(json.dumps(doc))
+    hexdigest = hashlib.sha256(data).hexdigest()
+    kind, image_hex, _ = record.name.removesuffix(".oci.json").rsplit("-", 2)
+    stem = f"{kind}-{image_hex}-{hexdigest[:16]}"
+    doc["blobDigest"] = f"sha256:{hexdigest}"
+    doc["blob"] = f"{stem}.dsse.json"
+    record.unlink()
+    new_record = record.with_name(f"{stem}.oci.json")
+    new_record.write_text(json.dumps(doc))
+    return new_record, record.with_name(doc["blob"])
 
 
 def _uploaded_anywhere(registry: LocalRegistry, data: bytes) -> bool:
@@ -97,8 +107,8 @@ def test_attack_symlinked_blob_uploads_a_secret_outside_the_spool(
     secret.parent.mkdir()
     secret.write_bytes(SECRET)
     blob.unlink()
+    _, blob = _point_record_at(record, SECRET)
     blob.symlink_to(secret)
-    _point_record_at(record, SECRET)
     proc = _push(spool)
     _assert_refused(proc, "a symbolic link")
     assert not _uploaded_anywhere(registry, SECRET), "the secret reached the registry"
@@ -142,8 +152,8 @@ def test_attack_record_naming_another_file_as_its_blob_is_refused(
     (spool / "cosign.key").write_bytes(SECRET)
     doc = json.loads(record.read_text())
     doc["blob"] = "cosign.key"
+    doc["blobDigest"] = "sha256:" + hashlib.sha256(SECRET).hexdigest()
     record.write_text(json.dumps(doc))
-    _point_record_at(record, SECRET)
     _assert_refused(_push(spool), "its blob must be")
     assert not _uploaded_anywhere(registry, SECRET)
 
@@ -158,6 +168,7 @@ def test_attack_record_naming_another_file_as_its_blob_is_refused(
         ("predicateType", ["x"], "predicateType must be a non-empty string"),
         ("spoolVersion", True, "not a spool record of version 1"),
         ("blobDigest", None, "blobDigest must be a string"),
+        ("image", "127.0.0.1:5000/other@sha256:" + "e" * 64, "its file name does not match"),
     ],
 )
 def test_malformed_spool_record_is_an_input_error_not_an_internal_one(
