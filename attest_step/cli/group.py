@@ -69,6 +69,27 @@ EXIT_BROKEN_PIPE = 141
 """Exit status when the reader of standard output closed it (128 + SIGPIPE)."""
 
 
+EXIT_USAGE = 2
+
+
+# click >= 8.2 raises this for a bare group: it prints the help (exit 2), left to click.
+_HELP_INSTEAD = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_error(err: click.UsageError) -> None:
+    """A flag or argument click refused: one line naming it and where help is, exit 2.
+
+    (click itself prints a usage block and a blank line before the error.) Returns only for
+    a bare ``attest-step``, whose help click prints.
+    """
+    if isinstance(err, _HELP_INSTEAD):
+        return
+    path = err.ctx.command_path if err.ctx is not None else "attest-step"
+    message = " ".join(err.format_message().split())
+    click.echo(f"attest-step: error: {message} (see '{path} --help')", err=True)
+    raise click.exceptions.Exit(EXIT_USAGE)
+
+
 def _stdout_closed(ctx: click.Context) -> None:
     """The reader of our output went away (``attest-step hash … | head -1``): exit 141.
 
@@ -99,6 +120,9 @@ class LazyGroup(click.Group):
         except BrokenPipeError:
             _stdout_closed(click.Context(self, info_name=info_name, parent=parent))
             raise  # not reached: _stdout_closed exits
+        except click.UsageError as err:
+            _usage_error(err)
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -131,6 +155,9 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("attest-step: interrupted", err=True)
             ctx.exit(130)
+        except click.UsageError as err:
+            _usage_error(err)
+            raise
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
