@@ -48,31 +48,147 @@ POLICY_SCHEMA: dict[str, Any] = {
     },
 }
 MAX_POLICY_BYTES = 1024 * 1024
+_LIST_RULES = tuple(k for k, v in POLICY_SCHEMA["properties"].items() if v is _STRINGS)
+_NOT_RULES = frozenset({"apiVersion", "kind"})
+_SHOWN = 120  # characters of a value quoted in a message
+
+
+class _Duplicate(ValueError):
+    def __init__(self, key: object, line: int | None) -> None:
+        super().__init__(key, line)
+        self.key = key
+        self.line = line
+
+
+class _PolicyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, stricter: a duplicate mapping key or an alias is an error.
+
+    YAML keeps the last of two equal keys, so ``requireHermetic: true`` followed further down
+    by ``requireHermetic: false`` would silently weaken the policy. Aliases (``*name``) are
+    refused because a policy never needs them and they multiply the work of what reads the
+    document (the "billion laughs" pattern).
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in a policy", mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key ([a]: 1): the base class reports it
+                break
+            if duplicate:
+                raise _Duplicate(key, key_node.start_mark.line + 1)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _json_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Duplicate(key, None)
+        out[key] = value
+    return out
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _SHOWN else text[: _SHOWN - 3] + "..."
+
+
+def _parse(data: bytes, path: Path) -> Any:
+    """The document in ``data``: JSON for a ``.json`` file, YAML otherwise."""
+    what = f"--policy {path}"
+    try:
+        if path.suffix.lower() == ".json":
+            return json.loads(data, object_pairs_hook=_json_pairs)
+        return yaml.load(data, Loader=_PolicyLoader)  # noqa: S506 - a SafeLoader subclass
+    except _Duplicate as err:
+        where = f" (line {err.line})" if err.line is not None else ""
+        raise UsageError(
+            f"{what}: the key {_shown(err.key)} appears twice in one mapping{where}; "
+            "keep one, since which one wins would be a guess"
+        ) from None
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None)
+        detail = f" ({problem})" if problem else ""
+        raise UsageError(f"{what}: not valid YAML{line}{detail}; fix the syntax") from None
+    except json.JSONDecodeError as err:
+        raise UsageError(
+            f"{what}: not valid JSON at line {err.lineno} ({err.msg}); fix the syntax"
+        ) from None
+    except UnicodeDecodeError:
+        raise UsageError(f"{what}: not UTF-8 text; save it as UTF-8") from None
+    except RecursionError:
+        raise UsageError(f"{what}: nested too deeply to be a policy; fix the file") from None
+
+
+def _says_nothing(data: bytes) -> bool:
+    """Only blank lines and ``#`` comments (YAML itself stumbles on a lone tab)."""
+    return all(not line.strip() or line.lstrip().startswith(b"#") for line in data.splitlines())
+
+
+def _check_list_items(loaded: dict[Any, Any], path: Path) -> None:
+    """Lists of rules hold strings: checked before the schema, whose uniqueItems check is
+    quadratic for anything that does not sort (0.5 MB of ``[{a: 1}, ...]`` took minutes)."""
+    for key in _LIST_RULES:
+        value = loaded.get(key)
+        if not isinstance(value, list):
+            continue
+        for index, item in enumerate(value):
+            if not isinstance(item, str):
+                raise UsageError(
+                    f"--policy {path}: {key}/{index}: {_shown(item)} is not a string; "
+                    "see docs/hermetic.md 'Policy file'"
+                )
 
 
 def load_policy(path: Path) -> dict[str, Any]:
-    """Load and validate a policy file (YAML or JSON)."""
+    """Load and validate a policy file (YAML, or JSON when it is named ``*.json``).
+
+    Refused with a one-line UsageError: a file that is not a small regular file, bad syntax,
+    a key given twice in one mapping, an alias, a schema violation, and a policy with no
+    rules (an empty file, only comments, or only ``apiVersion``/``kind``).
+    """
+    path = Path(path)
     try:
-        data = read_small_file(Path(path), "--policy", limit=MAX_POLICY_BYTES)
+        data = read_small_file(path, "--policy", limit=MAX_POLICY_BYTES)
     except OSError as err:
         raise UsageError(
             f"--policy {path}: cannot read it ({err.strerror}); check the path"
         ) from err
-    if len(data) > MAX_POLICY_BYTES:
-        raise UsageError(f"--policy {path}: larger than {MAX_POLICY_BYTES} bytes")
-    try:
-        loaded = yaml.safe_load(data) if data.strip() else {}
-    except yaml.YAMLError as err:
-        where = getattr(err, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where is not None else ""
-        raise UsageError(f"--policy {path}: not valid YAML or JSON{line}; fix the syntax") from err
-    validator = jsonschema.Draft202012Validator(POLICY_SCHEMA)
-    errors = sorted(validator.iter_errors(loaded), key=lambda e: list(e.absolute_path))
-    if errors:
-        first = errors[0]
-        field = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+    loaded = None if _says_nothing(data) else _parse(data, path)
+    if isinstance(loaded, dict):
+        _check_list_items(loaded, path)
+    if loaded is not None:
+        validator = jsonschema.Draft202012Validator(POLICY_SCHEMA)
+        errors = sorted(
+            validator.iter_errors(loaded), key=lambda e: [str(p) for p in e.absolute_path]
+        )
+        if errors:
+            first = errors[0]
+            field = "/".join(str(p) for p in first.absolute_path) or "(top level)"
+            message = first.message
+            if len(message) > _SHOWN:
+                message = message[: _SHOWN - 3] + "..."
+            raise UsageError(
+                f"--policy {path}: {field}: {message}; see docs/hermetic.md 'Policy file'"
+            )
+    if loaded is None or not set(loaded) - _NOT_RULES:
         raise UsageError(
-            f"--policy {path}: {field}: {first.message}; see docs/hermetic.md 'Policy file'"
+            f"--policy {path}: the policy has no rules (the file is empty, only comments, or "
+            "only apiVersion/kind); write at least one rule, see docs/hermetic.md 'Policy file'"
         )
     return dict(loaded)
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from attest_step.dsse import INTOTO_PAYLOAD_TYPE, verify_envelope
 from attest_step.errors import AttestStepError, UsageError, VerificationError
+from attest_step.fileio import read_small_file
 from attest_step.keys.signer import Verifier
 from attest_step.model import Subject
 from attest_step.provenance import SLSA_PROVENANCE_V1
@@ -151,11 +152,15 @@ def verify_any(
     raise VerificationError(f"{source}: " + "; ".join(shown))
 
 
+MAX_ENVELOPE_FILE = 64 << 20
+"""The most an --envelope file may hold: the registry's blob limit (64 MiB)."""
+
+
 def read_envelopes(path: Path) -> list[dict[str, Any]]:
     """Envelopes in a file: one JSON object, or JSON Lines (``.intoto.jsonl``), one per line."""
     what = f"--envelope {path}"
     try:
-        data = path.read_bytes()
+        data = read_small_file(path, "--envelope", limit=MAX_ENVELOPE_FILE)
     except OSError as err:
         raise UsageError(f"{what}: cannot read it ({err.strerror}); check the path") from err
     try:

@@ -186,7 +186,7 @@ def _special_error(path: bytes, mode: int) -> AttestStepError:
         if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
         else "not a regular file"
     )
-    return AttestStepError(
+    return UsageError(
         f"{shown(path)}: is {kind}; only regular files, directories and links can be hashed "
         "(leave it out with --exclude)"
     )
@@ -201,12 +201,12 @@ def _resolve_link(root: bytes, link: bytes) -> tuple[bytes, int]:
     try:
         target = os.path.realpath(link, strict=True)
     except (OSError, RuntimeError) as err:
-        raise AttestStepError(
+        raise UsageError(
             f"{shown(link)}: symbolic link is broken or loops ({_reason(err)}); "
             "fix it or leave it out with --exclude"
         ) from None
     if not _inside(root, target):
-        raise AttestStepError(
+        raise UsageError(
             f"{shown(link)}: symbolic link points outside the tree being hashed "
             f"(to {shown(target)}); links are never followed out of the root, "
             "leave it out with --exclude or copy the file in"
@@ -241,7 +241,7 @@ def walk_tree(root: bytes, excludes: Excludes, *, keep_links: bool = False) -> l
             with os.scandir(abs_dir) as iterator:
                 children = list(iterator)
         except OSError as err:
-            raise AttestStepError(
+            raise UsageError(
                 f"{shown(abs_dir)}: cannot list the directory ({_reason(err)})"
             ) from None
         subdirs: list[bytes] = []
@@ -273,9 +273,7 @@ def walk_tree(root: bytes, excludes: Excludes, *, keep_links: bool = False) -> l
                 else:
                     raise _special_error(child.path, child.stat(follow_symlinks=False).st_mode)
             except OSError as err:
-                raise AttestStepError(
-                    f"{shown(child.path)}: cannot inspect ({_reason(err)})"
-                ) from None
+                raise UsageError(f"{shown(child.path)}: cannot inspect ({_reason(err)})") from None
         stack.extend(sorted(subdirs, reverse=True))
     entries.sort()
     return entries

@@ -69,8 +69,60 @@ EXIT_BROKEN_PIPE = 141
 """Exit status when the reader of standard output closed it (128 + SIGPIPE)."""
 
 
+EXIT_USAGE = 2
+
+
+# click >= 8.2 raises this for a bare group: it prints the help (exit 2), left to click.
+_HELP_INSTEAD = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
+def _usage_error(err: click.UsageError) -> None:
+    """A flag or argument click refused: one line naming it and where help is, exit 2.
+
+    (click itself prints a usage block and a blank line before the error.) Returns only for
+    a bare ``attest-step``, whose help click prints.
+    """
+    if isinstance(err, _HELP_INSTEAD):
+        return
+    path = err.ctx.command_path if err.ctx is not None else "attest-step"
+    message = " ".join(err.format_message().split())
+    click.echo(f"attest-step: error: {message} (see '{path} --help')", err=True)
+    raise click.exceptions.Exit(EXIT_USAGE)
+
+
+def _stdout_closed(ctx: click.Context) -> None:
+    """The reader of our output went away (``attest-step hash … | head -1``): exit 141.
+
+    As Python's documentation advises for SIGPIPE, standard output is pointed at /dev/null
+    first, so the interpreter's final flush cannot fail again. 141 is what a shell reports
+    for a program that SIGPIPE ended, which is how most command-line tools end here.
+    """
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    ctx.exit(EXIT_BROKEN_PIPE)
+
+
 class LazyGroup(click.Group):
     """A group that imports a verb's module on first use and turns errors into one line."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # The group's own --help and --version print while the context is made, before
+        # invoke(); click would turn a closed stdout there into exit 1.
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except BrokenPipeError:
+            _stdout_closed(click.Context(self, info_name=info_name, parent=parent))
+            raise  # not reached: _stdout_closed exits
+        except click.UsageError as err:
+            _usage_error(err)
+            raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -103,16 +155,13 @@ class LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("attest-step: interrupted", err=True)
             ctx.exit(130)
+        except click.UsageError as err:
+            _usage_error(err)
+            raise
         except (click.ClickException, click.exceptions.Exit, click.exceptions.Abort):
             raise
         except BrokenPipeError:
-            # The reader of our output went away (`attest-step hash … | head -1`). As Python's
-            # docs advise, stdout now points at /dev/null so the final flush cannot fail again;
-            # the status is 141, what a shell reports for a program that SIGPIPE ended.
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-            os.close(devnull)
-            ctx.exit(EXIT_BROKEN_PIPE)
+            _stdout_closed(ctx)
         except Exception as err:  # a bug: still one line, with a way to see more
             if os.environ.get("ATTEST_STEP_DEBUG") == "1":
                 raise

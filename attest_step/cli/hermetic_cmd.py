@@ -9,7 +9,8 @@ from typing import Any
 import click
 
 from attest_step.cli.common import emit_json, output_option
-from attest_step.errors import AttestStepError
+from attest_step.errors import UsageError, VerificationError
+from attest_step.fileio import check_replaceable
 
 
 @click.command(
@@ -50,7 +51,9 @@ def run_command(
     if argv and argv[0] == "--":
         argv = argv[1:]
     if not argv:
-        raise AttestStepError("run: no command given; write it after '--'")
+        raise UsageError("run: no command given; write it after '--'")
+    if evidence_file is not None:
+        check_replaceable(evidence_file, "--evidence-file")
     target = evidence.EvidenceTarget.open(evidence_file) if evidence_file else None
     try:
         result = isolate.run(argv, network=network, step=step_name)
@@ -133,6 +136,8 @@ def probe_command(  # noqa: PLR0917 - one parameter per click option
     from attest_step.hermetic import evidence, probe  # noqa: PLC0415 - lazy
 
     parsed = [probe.parse_target(text) for text in targets]
+    if evidence_file is not None:
+        check_replaceable(evidence_file, "--evidence-file")
     record = probe.collect(targets=parsed, names=list(names), timeout=timeout, step=step_name)
     if evidence_file is not None:
         evidence.write_atomic(evidence_file, record)
@@ -141,6 +146,6 @@ def probe_command(  # noqa: PLR0917 - one parameter per click option
     else:
         _print_text(record)
     if require_isolated and record["contradictions"]:
-        raise AttestStepError(
+        raise VerificationError(
             "probe: this process has network: " + "; ".join(record["contradictions"])
         )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 
 import click
 
-from attest_step.errors import AttestStepError
+from attest_step.errors import UsageError
+from attest_step.fileio import describe, write_atomically
 from attest_step.keys import cosign_format, password
 from attest_step.keys.load import load_signer, needs_password
 from attest_step.keys.local import generate_p256, pkcs8_der, public_pem
@@ -28,7 +30,7 @@ def _prompt(confirm: bool) -> bytes:
             PROMPT_AGAIN, hide_input=True, default="", show_default=False, err=True
         )
         if first != second:
-            raise AttestStepError("the two passwords differ; run the command again")
+            raise UsageError("the two passwords differ; run the command again")
     return str(first).encode("utf-8")
 
 
@@ -42,10 +44,23 @@ def _new_key_password() -> bytes:
         return pw.candidates()[-1]  # a file written with echo: drop the newline
     if _stdin_is_tty():
         return _prompt(confirm=True)
-    raise AttestStepError(
+    raise UsageError(
         f"no password for the new key: set {password.PASSWORD_ENV} (empty is allowed) or "
         f"{password.PASSWORD_FILE_ENV}, or run in a terminal to be prompted"
     )
+
+
+def _refuse_special(path: Path) -> None:
+    """A key is never written over a device, FIFO or directory, even with --force."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return
+    if not (stat.S_ISREG(mode) or stat.S_ISLNK(mode)):
+        raise UsageError(
+            f"{path}: {describe(mode)}; generate-key-pair writes new regular files: choose "
+            "another --output-key-prefix"
+        )
 
 
 def _write_new(path: Path, data: bytes, mode: int, force: bool) -> None:
@@ -57,9 +72,9 @@ def _write_new(path: Path, data: bytes, mode: int, force: bool) -> None:
             os.fchmod(handle.fileno(), mode)
             handle.write(data)
     except FileExistsError as err:
-        raise AttestStepError(f"{path} already exists; pass --force to overwrite it") from err
+        raise UsageError(f"{path} already exists; pass --force to overwrite it") from err
     except OSError as err:
-        raise AttestStepError(
+        raise UsageError(
             f"cannot write {path}: {err.strerror or err}; check the directory and permissions"
         ) from err
 
@@ -79,13 +94,15 @@ def generate_key_pair_command(output_key_prefix: str, force: bool) -> None:
     ATTEST_STEP_PASSWORD_FILE, else a prompt when standard input is a terminal.
     """
     if not output_key_prefix:
-        raise AttestStepError("--output-key-prefix is empty; give a file name prefix")
+        raise UsageError("--output-key-prefix is empty; give a file name prefix")
     key_path = Path(f"{output_key_prefix}.key")
     pub_path = Path(f"{output_key_prefix}.pub")
+    for path in (key_path, pub_path):
+        _refuse_special(path)
     if not force:
         for path in (key_path, pub_path):
             if path.exists():
-                raise AttestStepError(f"{path} already exists; pass --force to overwrite it")
+                raise UsageError(f"{path} already exists; pass --force to overwrite it")
     secret = _new_key_password()
     key = generate_p256()
     encrypted = cosign_format.encrypt(pkcs8_der(key), secret)
@@ -119,9 +136,11 @@ def public_key_command(key_ref: str, outfile: Path | None) -> None:
         click.echo(pem_bytes.decode("ascii"), nl=False)
         return
     try:
-        outfile.write_bytes(pem_bytes)
+        write_atomically(outfile, pem_bytes, prefix=f".{outfile.name}.")
+    except UsageError as err:
+        raise UsageError(f"--outfile {err}") from None
     except OSError as err:
-        raise AttestStepError(
+        raise UsageError(
             f"cannot write {outfile}: {err.strerror or err}; check the directory"
         ) from err
     click.echo(f"Public key written to {outfile}", err=True)

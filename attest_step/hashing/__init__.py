@@ -24,7 +24,7 @@ from pathlib import Path
 
 from attest_step.dirdigest import FORMAT_ANNOTATION
 from attest_step.dirdigest import dir_digest as tree_digest
-from attest_step.errors import AttestStepError, UsageError
+from attest_step.errors import UsageError
 from attest_step.hashing.engine import hash_entries_hex, hash_files_json
 from attest_step.hashing.file import Hashed
 from attest_step.hashing.jsontext import subjects_json
@@ -55,7 +55,7 @@ def _plan_root(given: bytes, excludes: Excludes, dir_digest_mode: bool) -> _Root
     try:
         st = os.stat(given)
     except OSError as err:
-        raise AttestStepError(
+        raise UsageError(
             f"{shown(given)}: cannot hash it ({err.strerror or err}); "
             "give an existing file or directory"
         ) from None
@@ -66,7 +66,7 @@ def _plan_root(given: bytes, excludes: Excludes, dir_digest_mode: bool) -> _Root
         if dir_digest_mode:
             return _Root(given, entries, encode_name(_base_name(given)))
         if not entries:
-            raise AttestStepError(
+            raise UsageError(
                 f"{shown(given)}: the directory has no files to hash (empty, or all excluded); "
                 "check the path and the --exclude patterns"
             )
@@ -75,7 +75,7 @@ def _plan_root(given: bytes, excludes: Excludes, dir_digest_mode: bool) -> _Root
         rel = _base_name(given)
         entry = Entry(rel, encode_name(rel), real, Kind.FILE)
         return _Root(given, [entry], None)
-    raise AttestStepError(
+    raise UsageError(
         f"{shown(given)}: is not a regular file or directory (a FIFO, socket or device); "
         "give the files the build produced"
     )
@@ -142,7 +142,7 @@ def _subjects(roots: list[_Root]) -> list[Subject]:
     def claim(name: str, given: bytes) -> None:
         previous = owner.setdefault(name, given)
         if previous is not given:
-            raise AttestStepError(
+            raise UsageError(
                 f"{shown(given)}: yields the subject name {name!r}, which "
                 f"{shown(previous)} yields too; hash the common parent directory instead "
                 "or --exclude one of them"
@@ -169,7 +169,7 @@ def _subjects(roots: list[_Root]) -> list[Subject]:
             seen: set[str] = set()
             for name in names:
                 if name in seen:
-                    raise AttestStepError(
+                    raise UsageError(
                         f"{shown(root.given)}: two files are both named {name!r} once "
                         "non-UTF-8 bytes are percent-encoded; rename one or --exclude it"
                     )

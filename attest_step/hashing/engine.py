@@ -25,7 +25,7 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 
-from attest_step.errors import AttestStepError
+from attest_step.errors import AttestStepError, UsageError
 from attest_step.hashing.cpus import usable_cpus
 from attest_step.hashing.file import (
     BUFFER_SIZE,
@@ -369,7 +369,7 @@ def _collect_child(  # noqa: PLR0917
     if data[:1] == _ERR:
         where, _, message = data[1:].decode("utf-8", "replace").partition("\n")
         number, position = (int(x) for x in where.split())
-        errors[batches[number][position] if number >= 0 else -1] = AttestStepError(message)
+        errors[batches[number][position] if number >= 0 else -1] = UsageError(message)
         return
     if data[:1] != _OK:
         errors[-1] = AttestStepError(

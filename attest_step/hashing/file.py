@@ -16,7 +16,7 @@ import stat
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from attest_step.errors import AttestStepError
+from attest_step.errors import AttestStepError, UsageError
 from attest_step.walk import FileStat, shown
 
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -33,28 +33,28 @@ class Hashed(NamedTuple):
 
 
 def changed_error(path: bytes) -> AttestStepError:
-    return AttestStepError(
+    return UsageError(
         f"{shown(path)}: the file changed while it was being hashed; "
         "hash outputs only after every step that writes them has finished"
     )
 
 
 def _lstat_error(path: bytes, err: OSError) -> AttestStepError:
-    return AttestStepError(
+    return UsageError(
         f"{shown(path)}: cannot open for hashing ({err.strerror or err}); "
         "check that it exists and is readable"
     )
 
 
 def _open_error(path: bytes, err: OSError) -> AttestStepError:
-    return AttestStepError(
+    return UsageError(
         f"{shown(path)}: cannot open for hashing ({err.strerror or err}); "
         "check that it exists, is readable and is not a symbolic link"
     )
 
 
 def _read_error(path: bytes, err: OSError) -> AttestStepError:
-    return AttestStepError(f"{shown(path)}: read failed ({err.strerror or err})")
+    return UsageError(f"{shown(path)}: read failed ({err.strerror or err})")
 
 
 def lstat_file(path: bytes) -> FileStat:

@@ -110,7 +110,11 @@ def _read_key_file(key_ref: str) -> bytes | None:
         info = os.stat(key_ref)  # before open(): opening a FIFO would block
         if not stat.S_ISREG(info.st_mode) or info.st_size > _MAX_FILE:
             return None
-        with open(key_ref, "rb") as handle:
+        # Non-blocking and checked again: a FIFO swapped in after stat() cannot block.
+        fd = os.open(key_ref, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        with open(fd, "rb") as handle:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
             return handle.read(_MAX_FILE + 1)
     except OSError:
         return None

@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, unquote_to_bytes
 
-from attest_step.errors import AttestStepError
+from attest_step.errors import AttestStepError, UsageError
+from attest_step.fileio import read_small_file
 from attest_step.keys.local import PublicKeyVerifier, UnsupportedKeyError, check_public
 
 KMS_EXTRA_HINT = "pip install 'attest-step[kms]'"
@@ -63,8 +64,8 @@ def redact(uri: str) -> str:
     return re.sub(r"(pin-value=)[^&;]*", r"\1REDACTED", uri)
 
 
-def _bad(uri: str, expected: str) -> AttestStepError:
-    return AttestStepError(f"KMS URI {redact(uri)} is malformed; expected {expected}")
+def _bad(uri: str, expected: str) -> UsageError:
+    return UsageError(f"KMS URI {redact(uri)} is malformed; expected {expected}")
 
 
 def parse_pkcs11_uri(uri: str, environ: Mapping[str, str] | None = None) -> Pkcs11Uri:
@@ -93,9 +94,11 @@ def parse_pkcs11_uri(uri: str, environ: Mapping[str, str] | None = None) -> Pkcs
     if pin is None and pin_source is not None:
         pin_path = Path(pin_source.removeprefix("file:"))
         try:
-            pin = pin_path.read_text(encoding="utf-8").rstrip("\r\n")
+            pin = read_small_file(pin_path, "PKCS#11 pin-source").decode().rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise UsageError(f"PKCS#11 pin-source {pin_path}: not UTF-8 text") from None
         except OSError as err:
-            raise AttestStepError(
+            raise UsageError(
                 f"cannot read the PKCS#11 pin-source {pin_path}: {err.strerror or err}; "
                 "check the path"
             ) from err
@@ -127,7 +130,7 @@ def route(uri: str) -> KmsTarget:
         if not sep or not key_id:
             raise _bad(uri, "awskms:///KEY-ID, awskms:///alias/NAME or awskms:///ARN")
         if endpoint:
-            raise AttestStepError(
+            raise UsageError(
                 f"KMS URI {redact(uri)} names an endpoint; use awskms:///{key_id} and set "
                 "AWS_ENDPOINT_URL_KMS instead"
             )
@@ -145,7 +148,7 @@ def route(uri: str) -> KmsTarget:
         return KmsTarget("hashivault", "VaultSigner", (key_name,), "hvac")
     if uri.startswith("pkcs11:"):
         return KmsTarget("pkcs11", "HSMSigner", (), "python-pkcs11", parse_pkcs11_uri(uri))
-    raise AttestStepError(
+    raise UsageError(
         f"--key {redact(uri)} is not a supported KMS URI; use gcpkms://, awskms://, azurekms://, "
         "hashivault:// or pkcs11:"
     )
@@ -156,8 +159,8 @@ def _one_line(err: BaseException) -> str:
     return (text[:200] + "...") if len(text) > 200 else text
 
 
-def _missing_dependency(uri: str, target: KmsTarget) -> AttestStepError:
-    return AttestStepError(
+def _missing_dependency(uri: str, target: KmsTarget) -> UsageError:
+    return UsageError(
         f"KMS URI {redact(uri)} needs the optional package {target.package_hint}: {KMS_EXTRA_HINT}"
     )
 
@@ -196,12 +199,12 @@ def _import(uri: str, target: KmsTarget) -> tuple[Any, Any, Callable[[str], str]
         if target.pkcs11 is not None:
             p11 = target.pkcs11
             if not p11.module_path:
-                raise AttestStepError(
+                raise UsageError(
                     f"KMS URI {redact(uri)} names no PKCS#11 module; add ?module-path=/path/to.so "
                     f"or set {PKCS11_MODULE_ENV}"
                 )
             if p11.key_id is None:
-                raise AttestStepError(
+                raise UsageError(
                     f"KMS URI {redact(uri)} has no id=; the HSM signer selects keys by id (id=%01)"
                 )
             try:
@@ -234,14 +237,14 @@ def _public_key(uri: str, key: Any) -> PublicKeyVerifier:
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
 
     if key.scheme not in ALLOWED_SCHEMES:
-        raise AttestStepError(
+        raise UsageError(
             f"KMS key {redact(uri)} uses {key.scheme}, which cosign does not verify; use an ECDSA "
             "P-256/P-384, RSA PKCS#1 v1.5 SHA-256 or Ed25519 key"
         )
     try:
         pub = check_public(serialization.load_pem_public_key(key.keyval["public"].encode()))
     except (UnsupportedKeyError, ValueError) as err:
-        raise AttestStepError(f"KMS key {redact(uri)}: {err}") from err
+        raise UsageError(f"KMS key {redact(uri)}: {err}") from err
     return PublicKeyVerifier(pub)
 
 
@@ -279,13 +282,13 @@ class KmsSigner:
 def load_signer(uri: str, *, chain_path: Path | None = None) -> KmsSigner:
     target = route(uri)
     if chain_path is not None:
-        raise AttestStepError(
+        raise UsageError(
             f"--certificate-chain is not supported with the KMS key {redact(uri)}; drop it"
         )
     cls, key, handler, priv_uri = _import(uri, target)
     verifier = _public_key(uri, key)
     if target.pkcs11 is not None and handler is None:
-        raise AttestStepError(
+        raise UsageError(
             f"KMS URI {redact(uri)} gives no PIN; add pin-value= or pin-source= or set "
             f"{PKCS11_PIN_ENV}"
         )

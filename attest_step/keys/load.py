@@ -9,8 +9,9 @@ A key reference is one of:
   unencrypted PKCS#8 ``PRIVATE KEY`` PEM, optionally followed by ``CERTIFICATE`` blocks
   (leaf first) that become the certificate chain.
 
-Every failure is an AttestStepError whose one-line message names the input and never
-contains key bytes or the password.
+Every failure is a UsageError (exit 2: the key input is wrong) whose one-line message names
+the input and never contains key bytes or the password; a KMS that fails to answer is
+reported by :mod:`attest_step.keys.kms` with exit 1.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from attest_step.errors import AttestStepError, UsageError
+from attest_step.errors import UsageError
 from attest_step.fileio import read_small_file
 from attest_step.keys import cosign_format, der, password, pem, secret_dir
 from attest_step.keys.signer import Signer, Verifier
@@ -56,10 +57,8 @@ def is_kms_uri(key_ref: str) -> bool:
 def _read(path: Path, what: str) -> bytes:
     try:
         return read_small_file(path, what)
-    except IsADirectoryError as err:
-        raise AttestStepError(f"{what} {path} is a directory; pass a file") from err
     except OSError as err:
-        raise AttestStepError(
+        raise UsageError(
             f"cannot read {what} {path}: {err.strerror or err}; check the path and permissions"
         ) from err
 
@@ -68,15 +67,15 @@ def _blocks(data: bytes, path: Path, what: str) -> list[pem.Block]:
     try:
         found = pem.blocks(data)
     except pem.PemError as err:
-        raise AttestStepError(f"{what} {path} is not valid PEM: {err}") from err
+        raise UsageError(f"{what} {path} is not valid PEM: {err}") from err
     if not found:
-        raise AttestStepError(f"{what} {path} holds no PEM block; pass a PEM file")
+        raise UsageError(f"{what} {path} holds no PEM block; pass a PEM file")
     return found
 
 
 def _reject_k8s(key_ref: str) -> None:
     if key_ref.startswith("k8s://"):
-        raise AttestStepError(
+        raise UsageError(
             f"--key {key_ref}: attest-step does not call the Kubernetes API; mount the Secret "
             "into the step and pass its directory (e.g. --key /etc/signing-secrets)"
         )
@@ -84,11 +83,11 @@ def _reject_k8s(key_ref: str) -> None:
 
 def _existing(key_ref: str, what: str) -> Path:
     if not key_ref:
-        raise AttestStepError(f"{what} is empty; pass a key file, Secret directory or KMS URI")
+        raise UsageError(f"{what} is empty; pass a key file, Secret directory or KMS URI")
     _reject_k8s(key_ref)
     path = Path(key_ref)
     if not path.exists():
-        raise AttestStepError(f"{what} {key_ref} does not exist; check the path or mount")
+        raise UsageError(f"{what} {key_ref} does not exist; check the path or mount")
     return path
 
 
@@ -96,12 +95,12 @@ def _existing(key_ref: str, what: str) -> Path:
 
 
 def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
-    """Every CERTIFICATE block in ``data``; AttestStepError on a malformed one."""
+    """Every CERTIFICATE block in ``data``; UsageError on a malformed one."""
     certs: list[x509.Certificate] = []
     try:
         found = pem.blocks(data)
     except pem.PemError as err:
-        raise AttestStepError(f"certificate file {source} is not valid PEM: {err}") from err
+        raise UsageError(f"certificate file {source} is not valid PEM: {err}") from err
     for block in found:
         if block.label != CERT_LABEL:
             continue
@@ -110,7 +109,7 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
         try:
             certs.append(x509.load_der_x509_certificate(block.der))
         except ValueError as err:
-            raise AttestStepError(
+            raise UsageError(
                 f"certificate file {source} holds a malformed certificate; re-export it as PEM"
             ) from err
     return certs
@@ -131,7 +130,7 @@ def _check_leaf(key: PrivateKey, certs: list[x509.Certificate], source: str) -> 
     mine = key.public_key().public_bytes(serialization.Encoding.DER, spki)
     leaf = certs[0].public_key().public_bytes(serialization.Encoding.DER, spki)
     if mine != leaf:
-        raise AttestStepError(
+        raise UsageError(
             f"the first certificate in {source} is not for this signing key; put the leaf "
             "certificate of the key first"
         )
@@ -155,7 +154,7 @@ def _decrypt_cosign(
     try:
         encrypted = cosign_format.parse(data)
     except (cosign_format.EncryptedKeyFormatError, pem.PemError) as err:
-        raise AttestStepError(
+        raise UsageError(
             f"key {path} is not a valid cosign encrypted key: {err}; regenerate or re-import it"
         ) from err
     plaintext: bytes | None = None
@@ -166,19 +165,19 @@ def _decrypt_cosign(
         except cosign_format.WrongPasswordError:
             continue
     if plaintext is None:
-        raise AttestStepError(
+        raise UsageError(
             f"cannot decrypt key {path} with the password from {pw.source}: wrong password "
             "or corrupted key"
         )
     try:
         return private_key_from_pkcs8(plaintext)
     except der.DerError as err:
-        raise AttestStepError(
+        raise UsageError(
             f"key {path} decrypts to something that is not PKCS#8 (SEC1 keys are refused, as "
             "cosign does); re-import it with cosign import-key-pair"
         ) from err
     except UnsupportedKeyError as err:
-        raise AttestStepError(f"key {path}: {err}; use {SUPPORTED}") from err
+        raise UsageError(f"key {path}: {err}; use {SUPPORTED}") from err
 
 
 def _private_from_blocks(
@@ -202,22 +201,22 @@ def _private_from_blocks(
 
     plain = [b for b in blocks if b.label == PKCS8_LABEL]
     if len(plain) > 1:
-        raise AttestStepError(f"key file {path} holds more than one private key; keep one")
+        raise UsageError(f"key file {path} holds more than one private key; keep one")
     if plain:
         try:
             return private_key_from_pkcs8(plain[0].der), False
         except der.DerError as err:
-            raise AttestStepError(f"key file {path} is not a valid PKCS#8 key: {err}") from err
+            raise UsageError(f"key file {path} is not a valid PKCS#8 key: {err}") from err
         except UnsupportedKeyError as err:
-            raise AttestStepError(f"key file {path}: {err}; use {SUPPORTED}") from err
+            raise UsageError(f"key file {path}: {err}; use {SUPPORTED}") from err
     for label, kind in _NON_PKCS8.items():
         if label in labels:
-            raise AttestStepError(f"key file {path} is {kind}; {_CONVERT}")
+            raise UsageError(f"key file {path} is {kind}; {_CONVERT}")
     if any(label in PUBLIC_LABELS or label == CERT_LABEL for label in labels):
-        raise AttestStepError(
+        raise UsageError(
             f"key file {path} holds only a public key or certificate; signing needs the private key"
         )
-    raise AttestStepError(
+    raise UsageError(
         f"key file {path} holds no private key (found {', '.join(sorted(set(labels)))})"
     )
 
@@ -241,13 +240,13 @@ def _signer_from_file(
     source = str(path)
     if chain_path is not None:
         if certs:
-            raise AttestStepError(
+            raise UsageError(
                 f"key file {path} already holds certificates; drop --certificate-chain or "
                 "remove them from the key file"
             )
         certs = load_certificates(_read(chain_path, "certificate chain"), str(chain_path))
         if not certs:
-            raise AttestStepError(
+            raise UsageError(
                 f"certificate chain {chain_path} holds no CERTIFICATE block; pass a PEM chain"
             )
         source = str(chain_path)
@@ -291,7 +290,7 @@ def load_signer(
         )
     files = secret_dir.locate(path)
     if files.private_key is None:
-        raise AttestStepError(
+        raise UsageError(
             f"Secret directory {path} has no {secret_dir.COSIGN_KEY} or {secret_dir.TLS_KEY}; "
             "mount the Secret made by cosign generate-key-pair k8s://NS/NAME"
         )
@@ -356,20 +355,20 @@ def public_key_from_pem(data: bytes, source: str) -> PublicKey:
             else:
                 continue
         except ValueError as err:
-            raise AttestStepError(
+            raise UsageError(
                 f"public key {source} holds a malformed {block.label}; re-export it"
             ) from err
         try:
             return check_public(key)
         except UnsupportedKeyError as err:
-            raise AttestStepError(f"public key {source}: {err}; use {SUPPORTED}") from err
+            raise UsageError(f"public key {source}: {err}; use {SUPPORTED}") from err
     labels = {b.label for b in blocks}
     if labels & {PKCS8_LABEL, *cosign_format.ENCRYPTED_LABELS, *_NON_PKCS8}:
-        raise AttestStepError(
+        raise UsageError(
             f"{source} is a private key; verify with its public key "
             "(attest-step public-key --key KEY > cosign.pub)"
         )
-    raise AttestStepError(f"{source} holds no PUBLIC KEY or CERTIFICATE PEM block")
+    raise UsageError(f"{source} holds no PUBLIC KEY or CERTIFICATE PEM block")
 
 
 def load_verifier(key_ref: str) -> Verifier:
@@ -383,7 +382,7 @@ def load_verifier(key_ref: str) -> Verifier:
         files = secret_dir.locate(path)
         chosen = files.public_key or files.certificate
         if chosen is None:
-            raise AttestStepError(
+            raise UsageError(
                 f"Secret directory {path} has no {secret_dir.COSIGN_PUB} or "
                 f"{secret_dir.TLS_CRT}; pass the public key file instead"
             )

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
 
-from attest_step.errors import AttestStepError
+from attest_step.errors import UsageError
 from attest_step.fileio import read_small_file
 
 PASSWORD_ENV = "COSIGN_PASSWORD"  # noqa: S105 (a variable name)
@@ -41,7 +41,7 @@ def read_password_file(path: Path, what: str) -> Password:
     try:
         return Password(read_small_file(path, f"the password file ({what})"), f"file {path}")
     except OSError as err:
-        raise AttestStepError(
+        raise UsageError(
             f"cannot read the password file {path} ({what}): {err.strerror or err}; "
             "check the path and its permissions"
         ) from err
@@ -54,7 +54,7 @@ def resolve(
     secret_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
 ) -> Password:
-    """Pick the password for ``key_name`` or raise a one-line AttestStepError."""
+    """Pick the password for ``key_name`` or raise a one-line UsageError."""
     env = os.environ if environ is None else environ
     if explicit is not None:
         return Password(explicit, "the prompt")
@@ -65,7 +65,7 @@ def resolve(
     file_name = env.get(PASSWORD_FILE_ENV)
     if file_name:
         return read_password_file(Path(file_name), PASSWORD_FILE_ENV)
-    raise AttestStepError(
+    raise UsageError(
         f"key {key_name} is encrypted and no password was given: set {PASSWORD_ENV} "
         f"(empty is allowed) or {PASSWORD_FILE_ENV}, or mount the Secret with cosign.password"
     )

@@ -14,8 +14,12 @@ reading every file from its target gives a consistent key/password pair even mid
 
 from __future__ import annotations
 
+import stat
 from pathlib import Path
 from typing import NamedTuple
+
+from attest_step.errors import UsageError
+from attest_step.fileio import describe
 
 COSIGN_KEY = "cosign.key"
 COSIGN_PASSWORD = "cosign.password"  # noqa: S105 (a file name)
@@ -34,8 +38,29 @@ class SecretFiles(NamedTuple):
 
 
 def _present(base: Path, name: str) -> Path | None:
+    """``base/name`` if it exists; None if not. Anything but a regular file there (a FIFO,
+    a directory, a link to a device) is refused rather than silently skipped, so a wrong
+    mount never makes another password source win."""
     path = base / name
-    return path if path.is_file() else None
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if not path.is_symlink():
+            return None
+        raise UsageError(
+            f"Secret directory {base}: {name} is a symbolic link that leads nowhere; "
+            "check the mount"
+        ) from None
+    except OSError as err:
+        raise UsageError(
+            f"Secret directory {base}: cannot inspect {name} ({err.strerror})"
+        ) from None
+    if not stat.S_ISREG(mode):
+        raise UsageError(
+            f"Secret directory {base}: {name} is {describe(mode)}, not a regular file; "
+            "mount the Secret's keys as files"
+        )
+    return path
 
 
 def locate(directory: Path) -> SecretFiles:

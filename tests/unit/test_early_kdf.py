@@ -326,7 +326,7 @@ def test_cli_wrong_password_one_line(tmp_path: Path, cosign_key_pair: KeyPair, f
         ["attest", *key_args, "--subject-path", str(artifact), "--output-file", str(out)],
     ):
         done = _run(args, {"COSIGN_PASSWORD": "not-" + cosign_key_pair.password})
-        assert done.returncode == 1, done.stderr
+        assert done.returncode == 2, done.stderr  # a wrong password is bad input
         assert done.stderr == expected
         assert done.stdout == ""
         assert not out.exists()

@@ -77,7 +77,7 @@ def test_nothing_to_hash_is_a_usage_error() -> None:
 def test_errors_are_one_line(tree: Path) -> None:
     os.mkfifo(tree / "fifo")
     code, out, err = run(str(tree))
-    assert (code, out) == (1, "")
+    assert (code, out) == (2, "")  # bad input: exit 2
     assert err.count("\n") == 1
     assert err.startswith("attest-step: error: ") and "fifo: is a FIFO" in err
 

@@ -76,7 +76,7 @@ def test_generate_refuses_to_overwrite_unless_forced(tmp_path: Path) -> None:
     (tmp_path / "cosign.pub").write_text("keep me")
     env = {"COSIGN_PASSWORD": ""}
     refused = run(["generate-key-pair"], tmp_path, env)
-    assert refused.returncode == 1
+    assert refused.returncode == 2
     assert "cosign.pub already exists; pass --force" in refused.stderr
     assert (tmp_path / "cosign.pub").read_text() == "keep me"
     assert not (tmp_path / "cosign.key").exists()

@@ -60,7 +60,7 @@ def test_load_yaml_and_json(tmp_path: Path) -> None:
         ("requireHermetic: 'yes'\n", "requireHermetic"),
         ("allowedBuilderIds: [a, a]\n", "allowedBuilderIds"),
         ("- a list\n", "(top level)"),
-        ("requireHermetic: [\n", "not valid YAML or JSON"),
+        ("requireHermetic: [\n", "not valid YAML at line 2"),
     ],
 )
 def test_invalid_policy_is_one_line(tmp_path: Path, text: str, needle: str) -> None:
