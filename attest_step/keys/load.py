@@ -252,6 +252,10 @@ def _signer_from_file(
             )
         source = str(chain_path)
     _check_leaf(key, certs, source)
+    if certs:
+        from attest_step.keys.x509verify import check_signing_chain  # noqa: PLC0415
+
+        check_signing_chain(certs, source)
     from attest_step.keys.local import LocalSigner  # noqa: PLC0415 - start-up
 
     return LocalSigner(key, _chain_pems(certs))
