@@ -222,3 +222,45 @@ def test_attest_step_verifies_cosigns_certificate_signatures(
         assert record["certificate"]["checked"] is False
         other = ours_verify(ref, _wrong_root(pki, tmp_path), tmp_path)
         assert not other.ok
+
+
+def test_attest_step_checks_the_certificate_of_cosigns_attestations(
+    registry: LocalRegistry, tmp_path: Path, pki: Pki
+) -> None:
+    """cosign attest --certificate --certificate-chain (.att layer annotations and bundle
+    verification material): verify-attestation checks that certificate."""
+    cosign = str(cosign_v3())
+    keys = write_cosign_pair(tmp_path, pki.leaf_key, "pw")
+    leaf = write(tmp_path / "leaf.pem", pki.leaf)
+    issuers = write(tmp_path / "issuers.pem", pki.mid, pki.root)
+    predicate = tmp_path / "predicate.json"
+    predicate.write_text(json.dumps({"builder": "test"}))
+    config = tmp_path / "signing-config.json"
+    assert run([cosign, "signing-config", "create", "--out", str(config)], tmp_path).ok
+    layouts = {
+        "bundle": ["--signing-config", str(config)],
+        "tag": ["--new-bundle-format=false", "--tlog-upload=false", "--use-signing-config=false"],
+    }
+    for source, extra in layouts.items():
+        ref = push_image(registry.repo(f"x509-att-{source}")).ref
+        made = run(
+            [
+                *[cosign, "attest", "--key", str(keys.key), "--certificate", str(leaf)],
+                *["--certificate-chain", str(issuers), "--allow-insecure-registry", "-y"],
+                *["--type", "https://example.com/p/v1", "--predicate", str(predicate)],
+                *[*extra, ref],
+            ],
+            tmp_path,
+        )
+        assert made.ok, made.stderr
+        base = [ATTEST_STEP, "verify-attestation", "--type", "https://example.com/p/v1"]
+        base += ["--allow-insecure-registry", "--output", "json"]
+        ours = run([*base, "--certificate-chain", str(issuers), *IDENTITY, ref], tmp_path)
+        assert ours.ok, f"{source}: {ours.stderr}"
+        assert json.loads(ours.stdout)["certificate"]["checked"] is True
+        with_key = run([*base, "--key", str(keys.pub), ref], tmp_path)
+        assert with_key.ok, with_key.stderr
+        assert json.loads(with_key.stdout)["certificate"]["checked"] is False
+        wrong = run([*base, *_wrong_root(pki, tmp_path), *IDENTITY, ref], tmp_path)
+        assert not wrong.ok
+        assert "does not chain" in wrong.stderr
