@@ -6,6 +6,8 @@ reference prints as ``name@digest`` and parses back to itself.
 
 from __future__ import annotations
 
+import re
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -38,16 +40,36 @@ refs = st.builds(
     HEX,
 )
 noise = st.text(alphabet="abcAZ09:/@._-[] \t\n%", max_size=80)
+# the reference grammar (distribution/reference), restated here to check what is accepted
+DOMAIN = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+REGISTRY = re.compile(rf"(?:{DOMAIN}(?:\.{DOMAIN})*|\[[0-9a-fA-F:.]+\])(?::[0-9]+)?")
+COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+REPOSITORY = re.compile(rf"{COMPONENT}(?:/{COMPONENT})*")
+TAG = re.compile(r"[\w][\w.-]{0,127}")
+# references whose parts are any text: the digest is right, so every part is checked
+shaped = st.builds(
+    lambda name, tag, hexpart: f"{name}{tag}@sha256:{hexpart}",
+    st.text(max_size=30) | names,
+    st.just("") | st.text(max_size=12).map(lambda t: ":" + t),
+    HEX,
+)
+
+
+def assert_valid(ref: ImageRef) -> None:
+    assert REGISTRY.fullmatch(ref.registry), ref
+    assert REPOSITORY.fullmatch(ref.repository), ref
+    assert ref.tag is None or TAG.fullmatch(ref.tag), ref
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", ref.digest), ref
 
 
 @fuzz
-@given(text=refs | noise | st.text(max_size=80))
+@given(text=refs | shaped | noise | st.text(max_size=80))
 def test_any_text_parses_or_raises_usage_error(text: str) -> None:
     try:
         ref = parse_image_ref(text)
     except UsageError:
         return
-    assert ref.digest.startswith("sha256:") and len(ref.hex) == 64
+    assert_valid(ref)
     assert parse_image_ref(str(ref)) == ref._replace(tag=None)
 
 

@@ -69,23 +69,21 @@ def _key_doc(overrides: dict[str, Any]) -> bytes:
     return pem.encode("ENCRYPTED SIGSTORE PRIVATE KEY", json.dumps(doc).encode())
 
 
+KEY_FIELDS = [
+    "kdf.name",
+    "kdf.params.N",
+    "kdf.params.r",
+    "kdf.params.p",
+    "kdf.salt",
+    "cipher.name",
+    "cipher.nonce",
+    "ciphertext",
+    "kdf",
+    "cipher",
+    "kdf.params",
+]
 key_docs = st.dictionaries(
-    st.sampled_from(
-        [
-            "kdf.name",
-            "kdf.params.N",
-            "kdf.params.r",
-            "kdf.params.p",
-            "kdf.salt",
-            "cipher.name",
-            "cipher.nonce",
-            "ciphertext",
-            "kdf",
-            "cipher",
-        ]
-    ),
-    json_values,
-    max_size=3,
+    st.sampled_from(KEY_FIELDS), st.text(max_size=30) | json_values, min_size=1, max_size=2
 ).map(_key_doc)
 
 
@@ -119,7 +117,7 @@ def test_pkcs8_der_parses_or_raises_der_error(data: bytes) -> None:
 
 
 @fuzz
-@given(data=key_docs | st.builds(mutate, st.just(ENCRYPTED), edits) | pem_text)
+@given(data=key_docs | key_docs | st.builds(mutate, st.just(ENCRYPTED), edits) | pem_text)
 def test_encrypted_key_files_parse_or_raise_format_error(data: bytes) -> None:
     try:
         parsed = cosign_format.parse(data)

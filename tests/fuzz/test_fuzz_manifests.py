@@ -8,6 +8,7 @@ certificate material reader (oci/certmaterial.py) never raises.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
@@ -153,14 +154,42 @@ def test_verify_cli_on_any_oci_layout(layout: tuple[Any, list[bytes]], scratch: 
     assert_cli_contract(run_cli(["verify-attestation", *base]), allowed=(1, 2))
 
 
+@st.composite
+def replaced(draw: st.DrawFn, document: Any, places: list[list[str]]) -> Any:
+    """``document`` (JSON) with one to three of ``places`` replaced by any JSON value."""
+    doc = json.loads(json.dumps(document))
+    for _ in range(draw(st.integers(1, 3))):
+        *parents, last = draw(st.sampled_from(places))
+        target = doc
+        for key in parents:
+            target = target.get(key) if isinstance(target, dict) else None
+        if isinstance(target, dict):
+            target[last] = draw(json_values)
+        elif isinstance(target, list) and target:
+            target[0] = draw(json_values)
+    return doc
+
+
+PAYLOAD = json.loads(payload_bytes(IMAGE, {"team": "a"}))
+PAYLOAD_PLACES = [
+    ["critical"],
+    ["critical", "image"],
+    ["critical", "image", "docker-manifest-digest"],
+    ["critical", "identity"],
+    ["optional"],
+    ["optional", "team"],
+]
+
+
 @fuzz
 @given(
     payload=st.binary(max_size=200)
-    | json_values.map(lambda v: json.dumps(v).encode())
+    | replaced(PAYLOAD, PAYLOAD_PLACES).map(lambda d: json.dumps(d).encode())
     | st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=2).map(
         lambda a: payload_bytes(IMAGE, a)
     ),
-    wanted=st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=2),
+    wanted=st.dictionaries(st.text(max_size=6), st.text(max_size=6), max_size=2)
+    | st.just({"team": "a"}),
 )
 def test_simple_signing_payloads_check_or_raise_verification_error(
     payload: bytes, wanted: dict[str, str]
@@ -172,37 +201,26 @@ def test_simple_signing_payloads_check_or_raise_verification_error(
     assert claims["critical"]["image"]["docker-manifest-digest"] == IMAGE.digest
 
 
+DER = base64.b64encode(b"0").decode()
+BUNDLE = {
+    "verificationMaterial": {
+        "certificate": {"rawBytes": DER},
+        "x509CertificateChain": {"certificates": [{"rawBytes": DER}, {"rawBytes": DER}]},
+    }
+}
+BUNDLE_PLACES = [
+    ["verificationMaterial"],
+    ["verificationMaterial", "certificate"],
+    ["verificationMaterial", "certificate", "rawBytes"],
+    ["verificationMaterial", "x509CertificateChain"],
+    ["verificationMaterial", "x509CertificateChain", "certificates"],
+    ["verificationMaterial", "x509CertificateChain", "certificates", "0"],
+]
+
+
 @fuzz
 @given(
-    bundle=st.fixed_dictionaries(
-        {},
-        optional={
-            "verificationMaterial": st.fixed_dictionaries(
-                {},
-                optional={
-                    "certificate": st.fixed_dictionaries(
-                        {}, optional={"rawBytes": st.text(max_size=20) | json_values}
-                    )
-                    | json_values,
-                    "x509CertificateChain": st.fixed_dictionaries(
-                        {},
-                        optional={
-                            "certificates": st.lists(
-                                st.fixed_dictionaries(
-                                    {"rawBytes": st.text(max_size=20) | json_values}
-                                )
-                                | json_values,
-                                max_size=3,
-                            )
-                            | json_values
-                        },
-                    )
-                    | json_values,
-                },
-            )
-            | json_values
-        },
-    ),
+    bundle=replaced(BUNDLE, BUNDLE_PLACES) | st.dictionaries(st.text(max_size=8), json_values),
     annotations=st.dictionaries(
         st.sampled_from(["dev.sigstore.cosign/certificate", "dev.sigstore.cosign/chain", "x"]),
         st.text(max_size=30),
@@ -210,7 +228,7 @@ def test_simple_signing_payloads_check_or_raise_verification_error(
     ),
 )
 def test_certificate_material_is_read_without_raising(
-    bundle: dict[str, Any], annotations: dict[str, str]
+    bundle: Any, annotations: dict[str, str]
 ) -> None:
     carried = from_bundle(bundle)
     assert (

@@ -45,30 +45,34 @@ statements = st.fixed_dictionaries(
         "predicate": st.dictionaries(st.text(max_size=8), json_values, max_size=3),
     }
 )
-statement_like = st.fixed_dictionaries(
-    {},
-    optional={
-        "_type": st.sampled_from(
-            ["https://in-toto.io/Statement/v1", "https://in-toto.io/Statement/v0.1"]
-        )
-        | json_values,
-        "subject": st.lists(
-            st.fixed_dictionaries(
-                {},
-                optional={"name": json_values, "digest": digests | json_values, "uri": json_values},
-            )
-            | json_values,
-            max_size=3,
-        )
-        | json_values,
-        "predicateType": st.text(max_size=20) | json_values,
-        "predicate": json_values,
-    },
-)
+
+
+@st.composite
+def statement_like(draw: st.DrawFn) -> Any:
+    """A valid statement with one to three places replaced by any JSON value: a top-level
+    field, a subject, a subject's field or digest, or a whole new field."""
+    doc: dict[str, Any] = draw(statements)
+    for _ in range(draw(st.integers(1, 3))):
+        where = draw(st.sampled_from(["top", "subject", "subject-field", "digest", "extra"]))
+        value = draw(json_values)
+        subject = doc["subject"] if isinstance(doc.get("subject"), list) else None
+        if where == "top":
+            doc[draw(st.sampled_from(["_type", "subject", "predicateType", "predicate"]))] = value
+        elif where == "subject" and subject:
+            subject[draw(st.integers(0, len(subject) - 1))] = value
+        elif where in ("subject-field", "digest") and subject and isinstance(subject[0], dict):
+            if where == "digest" and isinstance(subject[0].get("digest"), dict):
+                subject[0]["digest"][draw(st.sampled_from(["sha256", "sha512", "x"]))] = value
+            else:
+                field = draw(st.sampled_from(["name", "uri", "digest", "annotations", "content"]))
+                subject[0][field] = value
+        else:
+            doc[draw(st.text(max_size=6))] = value
+    return doc
 
 
 @fuzz
-@given(data=st.binary(max_size=400) | statement_like.map(lambda s: json.dumps(s).encode()))
+@given(data=st.binary(max_size=400) | statement_like().map(lambda s: json.dumps(s).encode()))
 def test_any_payload_parses_or_raises_verification_error(data: bytes) -> None:
     try:
         statement = parse_statement(data)
@@ -99,7 +103,7 @@ def test_mutated_statements_parse_or_raise(
 
 @fuzz
 @given(
-    statement=statement_like | statements,
+    statement=statement_like() | statements,
     predicate_type=st.sampled_from([SLSA_PROVENANCE_V1, "https://example.com/p/v1"]),
 )
 def test_signed_statements_verify_or_raise_verification_error(

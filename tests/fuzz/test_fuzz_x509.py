@@ -28,9 +28,12 @@ MID_DER = PKI.mid.public_bytes(serialization.Encoding.DER)
 certificate_pems = (
     st.builds(lambda e: pem.encode("CERTIFICATE", mutate(LEAF_DER, e)), edits)
     | st.builds(lambda e: pem.encode("CERTIFICATE", mutate(MID_DER, e)), edits)
+    | st.builds(lambda n: pem.encode("CERTIFICATE", LEAF_DER[: max(n, 1)]), st.integers(0, 400))
+    | st.builds(lambda b: pem.encode("CERTIFICATE", b), st.binary(min_size=1, max_size=80))
     | st.binary(max_size=200)
     | st.just(b"")
 )
+real_leaf = st.just(pem.encode("CERTIFICATE", LEAF_DER))
 
 
 @fuzz
@@ -53,7 +56,7 @@ def mode(tmp_path_factory: pytest.TempPathFactory) -> CertificateMode:
 
 
 @fuzz
-@given(leaf=certificate_pems | st.none(), chain=certificate_pems | st.none())
+@given(leaf=real_leaf | certificate_pems | st.none(), chain=certificate_pems | st.none())
 def test_carried_certificates_check_or_raise_verification_error(
     mode: CertificateMode, leaf: bytes | None, chain: bytes | None
 ) -> None:
