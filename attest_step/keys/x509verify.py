@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
@@ -43,7 +43,12 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from attest_step.errors import UsageError, VerificationError
 from attest_step.fileio import read_small_file
 from attest_step.keys import pem
-from attest_step.keys.local import PublicKeyVerifier, UnsupportedKeyError, check_public
+from attest_step.keys.local import (
+    PublicKeyVerifier,
+    check_public,
+    parse_der_certificate,
+    public_key_of,
+)
 
 CERT_LABEL = "CERTIFICATE"
 OIDC_ISSUER_V1 = x509.ObjectIdentifier("1.3.6.1.4.1.57264.1.1")  # raw string (Fulcio, old)
@@ -61,9 +66,7 @@ def certificates_from_pem(data: bytes) -> list[x509.Certificate]:
     Other PEM blocks are skipped. pem.PemError (a ValueError) on broken PEM.
     """
     return [
-        x509.load_der_x509_certificate(block.der)
-        for block in pem.blocks(data)
-        if block.label == CERT_LABEL
+        parse_der_certificate(block.der) for block in pem.blocks(data) if block.label == CERT_LABEL
     ]
 
 
@@ -271,7 +274,7 @@ class CheckedCertificate:
     checked_at: datetime.datetime
 
     def verifier(self) -> PublicKeyVerifier:
-        return PublicKeyVerifier(check_public(self.certificate.public_key()))
+        return PublicKeyVerifier(check_public(public_key_of(self.certificate)))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -285,6 +288,16 @@ class CheckedCertificate:
         }
 
 
+# what cryptography raises for a certificate it parsed lazily and cannot use after all
+MALFORMED = (
+    ValueError,
+    TypeError,
+    UnsupportedAlgorithm,
+    x509.DuplicateExtension,
+    x509.UnsupportedGeneralNameType,
+)
+
+
 def check_certificate(
     leaf: x509.Certificate,
     untrusted: Sequence[x509.Certificate],
@@ -292,8 +305,25 @@ def check_certificate(
     *,
     now: datetime.datetime | None = None,
 ) -> CheckedCertificate:
-    """Run checks 1-4 of the module docstring; VerificationError naming the first failure."""
-    at = now or datetime.datetime.now(datetime.UTC)
+    """Run checks 1-4 of the module docstring; VerificationError naming the first failure.
+
+    A certificate that turns out malformed (cryptography parses lazily) is a
+    VerificationError too, never another exception.
+    """
+    try:
+        return _check(leaf, untrusted, policy, now or datetime.datetime.now(datetime.UTC))
+    except MALFORMED as err:
+        raise VerificationError(
+            f"the signing certificate or its chain is malformed: {err}"
+        ) from err
+
+
+def _check(
+    leaf: x509.Certificate,
+    untrusted: Sequence[x509.Certificate],
+    policy: CertificatePolicy,
+    at: datetime.datetime,
+) -> CheckedCertificate:
     not_before, not_after = leaf.not_valid_before_utc, leaf.not_valid_after_utc
     if at > not_after:
         raise VerificationError(
@@ -304,8 +334,8 @@ def check_certificate(
     if at < not_before:
         raise VerificationError(f"the signing certificate is not valid before {_when(not_before)}")
     try:
-        check_public(leaf.public_key())
-    except (UnsupportedKeyError, ValueError) as err:
+        check_public(public_key_of(leaf))
+    except ValueError as err:
         raise VerificationError(f"the signing certificate's key is not usable: {err}") from err
     intermediates = [*policy.trust.intermediates, *untrusted]
     chain: list[x509.Certificate] = []
@@ -342,6 +372,8 @@ def check_signing_chain(certs: Sequence[x509.Certificate], source: str) -> None:
         eku = certs[0].extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     except x509.ExtensionNotFound:
         eku = None
+    except MALFORMED as err:
+        raise UsageError(f"the leaf certificate in {source} is malformed ({err})") from err
     if eku is None or ExtendedKeyUsageOID.CODE_SIGNING not in eku:
         raise UsageError(
             f"the leaf certificate in {source} has no extended key usage codeSigning; cosign "
@@ -350,7 +382,7 @@ def check_signing_chain(certs: Sequence[x509.Certificate], source: str) -> None:
     for index, (cert, issuer) in enumerate(itertools.pairwise(certs)):
         try:
             cert.verify_directly_issued_by(issuer)
-        except (ValueError, TypeError, InvalidSignature) as err:
+        except (*MALFORMED, InvalidSignature) as err:
             raise UsageError(
                 f"certificate #{index + 1} in {source} is not issued by the next one; order the "
                 "chain leaf first, then each issuer"

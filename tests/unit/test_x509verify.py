@@ -7,15 +7,18 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
-from attest_step.errors import UsageError, VerificationError
+from attest_step.errors import AttestStepError, UsageError, VerificationError
+from attest_step.keys import pem
+from attest_step.keys.load import load_verifier
 from attest_step.keys.x509verify import (
     CertificatePolicy,
     Identity,
     Trust,
+    certificates_from_pem,
     check_certificate,
     check_signing_chain,
     oidc_issuer,
@@ -233,3 +236,21 @@ def test_the_check_time_is_reported(pki: Pki) -> None:
     at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
     checked = check_certificate(pki.leaf, [], chain_policy(pki), now=at)
     assert checked.to_dict()["validAt"] == at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_fuzz_found_malformed_certificates_are_clean_errors(pki: Pki, tmp_path: Path) -> None:
+    """make fuzz found these: a certificate with version byte 1 raised InvalidVersion and a
+    key of an unknown algorithm raised UnsupportedAlgorithm, neither a ValueError."""
+    der = bytearray(pki.leaf.public_bytes(serialization.Encoding.DER))
+    version_at = der.index(bytes([0xA0, 0x03, 0x02, 0x01, 0x02])) + 4
+    bad_version = bytes(der[:version_at]) + b"\x01" + bytes(der[version_at + 1 :])
+    with pytest.raises(ValueError, match="version"):
+        certificates_from_pem(pem.encode("CERTIFICATE", bad_version))
+    oid = bytes.fromhex("06072a8648ce3d0201")  # id-ecPublicKey, then made unknown
+    unknown_key = bytes(der).replace(oid, bytes.fromhex("06072a8648ce3d0209"), 1)
+    leaf = certificates_from_pem(pem.encode("CERTIFICATE", unknown_key))[0]
+    with pytest.raises(VerificationError, match=r"not usable|malformed"):
+        check_certificate(leaf, [], chain_policy(pki))
+    path = write(tmp_path / "leaf.pem", leaf)
+    with pytest.raises(AttestStepError, match=r"malformed|unsupported"):
+        load_verifier(str(path))
