@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 PYTEST_WORKERS ?= 2
 
 PHONY_CLUSTER := cluster-build cluster-up cluster-down e2e-cluster chains-comparison
-.PHONY: $(PHONY_CLUSTER) help venv tools tekton-tools test test-fast lint bench demo image image-dev image-lock image-kaniko release-pin wheel validate-catalog e2e-kind clean
+.PHONY: $(PHONY_CLUSTER) help venv tools tekton-tools test test-fast fuzz lint bench demo image image-dev image-lock image-kaniko release-pin wheel validate-catalog e2e-kind clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ test: venv tools tekton-tools ## Run every test (unit, integration with a real r
 
 test-fast: venv ## Unit tests only
 	$(BIN)/pytest -n $(PYTEST_WORKERS) tests/unit
+
+fuzz: venv ## Property-based tests of every outside-input parser, long budget (see tests/fuzz/README.md)
+	ATTEST_STEP_FUZZ=long $(BIN)/pytest -n $(PYTEST_WORKERS) tests/fuzz
 
 lint: venv ## ruff, mypy --strict, yamllint, shellcheck
 	$(BIN)/ruff check .

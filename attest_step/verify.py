@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -35,6 +35,8 @@ class VerifiedAttestation:
     statement: Statement
     matched: tuple[tuple[Subject, Subject], ...]
     """(artifact given, subject it matched) pairs."""
+    index: int = 0
+    """Which of the envelopes given to :func:`verify_any` verified (0-based)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,29 +125,37 @@ def verify_attestation(
 
 def verify_any(
     envelopes: Sequence[Mapping[str, Any]],
-    verifier: Verifier,
+    verifier: Verifier | None,
     *,
     predicate_type: str,
     artifacts: Sequence[Subject] = (),
     policy: PolicyCheck | None = None,
     source: str = "the input",
+    verifier_for: Callable[[int], Verifier] | None = None,
 ) -> VerifiedAttestation:
     """The first envelope that verifies, as cosign accepts an image when one attestation does.
 
     Raises VerificationError listing why each envelope failed when none verifies.
+    ``verifier_for(i)``, when given, is the verifier of envelope ``i`` instead of
+    ``verifier`` (e.g. the key of the certificate it carries); it raises VerificationError
+    when envelope ``i`` has none that may be used.
     """
     if not envelopes:
         raise VerificationError(f"no attestations found in {source}")
     reasons: list[str] = []
     for index, envelope in enumerate(envelopes, start=1):
         try:
-            return verify_attestation(
+            key = verifier_for(index - 1) if verifier_for is not None else verifier
+            if key is None:
+                raise AssertionError("verify_any needs verifier or verifier_for")
+            result = verify_attestation(
                 envelope,
-                verifier,
+                key,
                 predicate_type=predicate_type,
                 artifacts=artifacts,
                 policy=policy,
             )
+            return replace(result, index=index - 1)
         except VerificationError as err:
             reasons.append(str(err) if len(envelopes) == 1 else f"#{index}: {err}")
     shown = reasons[:5] + ([f"and {len(reasons) - 5} more"] if len(reasons) > 5 else [])

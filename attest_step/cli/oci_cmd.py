@@ -7,10 +7,12 @@ from typing import Any
 
 import click
 
+from attest_step.cli.cert_options import certificate_options
 from attest_step.cli.common import emit_json, output_option
 from attest_step.cli.early import early_work
 from attest_step.cli.process import exit_now
 from attest_step.errors import RegistryError, UsageError
+from attest_step.keys.certmode import CertificateFlags
 from attest_step.oci.options import RegistryOptions, registry_options
 
 
@@ -114,48 +116,66 @@ def sign_command(
 
 @click.command("verify")
 @click.option(
-    "--key", "key_ref", required=True, help="Public key (PEM, certificate, Secret dir, KMS)."
+    "--key",
+    "key_ref",
+    default=None,
+    help="Public key (PEM, Secret dir, KMS). Or verify with a certificate: see "
+    "--certificate-chain.",
 )
+@certificate_options
 @annotation_option
 @output_option
 @registry_options
 @click.argument("image")
 def verify_command(
     *,
-    key_ref: str,
+    key_ref: str | None,
+    cert_flags: CertificateFlags,
     annotation_values: tuple[str, ...],
     output: str,
     registry: RegistryOptions,
     image: str,
 ) -> None:
-    """Verify IMAGE's signatures (.sig tag and cosign v3 bundles) with a public key."""
-    from attest_step.keys.load import load_verifier  # noqa: PLC0415
+    """Verify IMAGE's signatures (.sig tag and cosign v3 bundles) with a public key, or with
+    an x509 certificate checked against --certificate-chain / --ca-roots."""
+    from attest_step.keys.certmode import KeyMode, choose  # noqa: PLC0415
     from attest_step.oci.fetch import resolve_image  # noqa: PLC0415
     from attest_step.oci.verify_sig import verify_image_signatures  # noqa: PLC0415
 
-    verifier = load_verifier(key_ref)
+    mode = choose(key_ref, cert_flags)
     ref = resolve_image(image, registry)
-    verified = verify_image_signatures(ref, verifier, _annotations(annotation_values), registry)
+    verified = verify_image_signatures(ref, mode, _annotations(annotation_values), registry)
     if output == "json":
-        emit_json(
-            {
-                "image": str(ref),
-                "verified": [
-                    {"source": v.source, "location": v.location, "claims": v.claims}
-                    for v in verified
-                ],
-            }
-        )
+        records = []
+        for v in verified:
+            record: dict[str, Any] = {"source": v.source, "location": v.location}
+            record["claims"] = v.claims
+            if v.certificate is not None:
+                record["certificate"] = v.certificate
+            records.append(record)
+        emit_json({"image": str(ref), "verified": records})
         exit_now()
         return
     click.echo(f"Verification for {ref} --")
     click.echo("The following checks were performed on each of these signatures:")
-    click.echo("  - The signature was verified against the given public key")
+    if isinstance(mode, KeyMode):
+        click.echo("  - The signature was verified against the given public key")
+    else:
+        click.echo(f"  - The signing certificate chained to a root of {mode.policy.trust.source}")
+        click.echo(
+            "    (path valid at its notBefore and now: no trusted signing time), allows "
+            "codeSigning and matched the identity"
+        )
+        click.echo("  - The signature was verified against the certificate's key")
     click.echo("  - The signed payload names the image digest")
     if annotation_values:
         click.echo("  - The signed annotations match -a")
     for v in verified:
         click.echo(f"  {v.source}: {v.location}")
+        if v.certificate is not None and not v.certificate.get("checked"):
+            click.echo(f"    NOTE: this signature {v.certificate['reason']}")
+        elif v.certificate is not None:
+            click.echo(f"    certificate: {', '.join(v.certificate['subjects']) or '(no SAN)'}")
     exit_now()
 
 

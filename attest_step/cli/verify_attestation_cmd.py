@@ -8,9 +8,12 @@ from typing import Any
 
 import click
 
+from attest_step.cli.cert_options import certificate_options
 from attest_step.cli.common import emit_json, output_option
 from attest_step.cli.process import exit_now
 from attest_step.errors import UsageError
+from attest_step.keys.certmode import CertificateFlags, KeyMode, Mode
+from attest_step.keys.signer import Verifier
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
 from attest_step.statement import PREDICATE_TYPES, predicate_type_uri
@@ -56,20 +59,38 @@ def _policy(require_hermetic: bool, policy_file: Path | None) -> PolicyCheck | N
     return check
 
 
-def _print_text(result: VerifiedAttestation, source: str) -> None:
+def _print_text(
+    result: VerifiedAttestation, source: str, mode: Mode, certificate: dict[str, Any] | None
+) -> None:
     statement = result.statement
     click.echo(f"Verified the attestation of {source}:")
-    click.echo("  - the DSSE signature over the PAE verifies with the given key")
+    if isinstance(mode, KeyMode):
+        click.echo("  - the DSSE signature over the PAE verifies with the given key")
+    else:
+        click.echo(
+            f"  - the signing certificate chained to a root of {mode.policy.trust.source} (path "
+            "valid at its notBefore and now: no trusted signing time), allows codeSigning and "
+            "matched the identity"
+        )
+        click.echo("  - the DSSE signature over the PAE verifies with the certificate's key")
     click.echo(f"  - the payload is an in-toto Statement ({statement.type})")
     click.echo(f"  - predicateType is {statement.predicate_type}")
     for artifact, subject in result.matched:
         digests = ", ".join(f"{alg}:{value}" for alg, value in sorted(artifact.digest.items()))
         click.echo(f"  - {artifact.name} ({digests}) is subject {subject.name!r}")
+    if certificate is not None and not certificate.get("checked"):
+        click.echo(f"  NOTE: the attestation {certificate['reason']}")
 
 
 @click.command("verify-attestation")
 @click.argument("image", required=False)
-@click.option("--key", required=True, help="Public key PEM, certificate, Secret dir or KMS URI.")
+@click.option(
+    "--key",
+    default=None,
+    help="Public key PEM, Secret dir or KMS URI. Or verify with a certificate: see "
+    "--certificate-chain.",
+)
+@certificate_options
 @click.option(
     "--type",
     "type_",
@@ -106,7 +127,8 @@ def _print_text(result: VerifiedAttestation, source: str) -> None:
 def verify_attestation_command(
     *,
     image: str | None,
-    key: str,
+    key: str | None,
+    cert_flags: CertificateFlags,
     type_: str,
     envelope: Path | None,
     subject_paths: tuple[Path, ...],
@@ -129,32 +151,50 @@ def verify_attestation_command(
     artifacts = _artifacts(subject_paths, excludes, dir_digest, images)
     check = _policy(require_hermetic, policy_file)
 
-    from attest_step.keys.load import load_verifier  # noqa: PLC0415
+    from attest_step.keys.certmode import choose  # noqa: PLC0415
+    from attest_step.oci.certmaterial import NONE, CarriedCertificate  # noqa: PLC0415
     from attest_step.verify import read_envelopes, verify_any  # noqa: PLC0415
 
-    verifier = load_verifier(key)
+    mode = choose(key, cert_flags)
+    carried: list[CarriedCertificate]
     if envelope is not None:
         source = str(envelope)
         envelopes = read_envelopes(envelope)
+        carried = [NONE] * len(envelopes)
     else:
         assert image is not None
         from attest_step.imageref import parse_image_ref  # noqa: PLC0415
-        from attest_step.oci.fetch import fetch_attestation_envelopes  # noqa: PLC0415
+        from attest_step.oci.fetch import fetch_attestations  # noqa: PLC0415
 
         ref = parse_image_ref(image, what="IMAGE")
         source = str(ref)
         artifacts.append(Subject(ref.name, {"sha256": ref.hex}))
-        envelopes = fetch_attestation_envelopes(ref, registry)
+        fetched = fetch_attestations(ref, registry)
+        envelopes = [f.envelope for f in fetched]
+        carried = [f.certificate for f in fetched]
+    notes: dict[int, dict[str, Any] | None] = {}
+
+    def verifier_for(index: int) -> Verifier:
+        verifier, notes[index] = mode.for_signature(
+            carried[index].leaf_pem, carried[index].chain_pem
+        )
+        return verifier
+
     result = verify_any(
         envelopes,
-        verifier,
+        None,
         predicate_type=predicate_type,
         artifacts=artifacts,
         policy=check,
         source=source,
+        verifier_for=verifier_for,
     )
+    certificate = notes.get(result.index)
     if output == "json":
-        emit_json(result.to_dict())
+        doc = result.to_dict()
+        if certificate is not None:
+            doc["certificate"] = certificate
+        emit_json(doc)
     else:
-        _print_text(result, source)
+        _print_text(result, source, mode, certificate)
     exit_now()

@@ -104,10 +104,10 @@ def load_certificates(data: bytes, source: str) -> list[x509.Certificate]:
     for block in found:
         if block.label != CERT_LABEL:
             continue
-        from cryptography import x509  # noqa: PLC0415 - ~20 ms, only for certificates
+        from attest_step.keys.local import parse_der_certificate  # noqa: PLC0415 - start-up
 
         try:
-            certs.append(x509.load_der_x509_certificate(block.der))
+            certs.append(parse_der_certificate(block.der))
         except ValueError as err:
             raise UsageError(
                 f"certificate file {source} holds a malformed certificate; re-export it as PEM"
@@ -121,6 +121,20 @@ def _chain_pems(certs: list[x509.Certificate]) -> list[bytes]:
     return [c.public_bytes(serialization.Encoding.PEM) for c in certs]
 
 
+def _spki_of(cert: x509.Certificate) -> bytes:
+    """The certificate's SubjectPublicKeyInfo DER; b"" when its key cannot be read."""
+    from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - start-up
+
+    from attest_step.keys.local import check_public, public_key_of  # noqa: PLC0415
+
+    try:
+        key = check_public(public_key_of(cert))
+    except ValueError:
+        return b""
+    spki = serialization.PublicFormat.SubjectPublicKeyInfo
+    return key.public_bytes(serialization.Encoding.DER, spki)
+
+
 def _check_leaf(key: PrivateKey, certs: list[x509.Certificate], source: str) -> None:
     if not certs:
         return
@@ -128,7 +142,7 @@ def _check_leaf(key: PrivateKey, certs: list[x509.Certificate], source: str) -> 
 
     spki = serialization.PublicFormat.SubjectPublicKeyInfo
     mine = key.public_key().public_bytes(serialization.Encoding.DER, spki)
-    leaf = certs[0].public_key().public_bytes(serialization.Encoding.DER, spki)
+    leaf = _spki_of(certs[0])
     if mine != leaf:
         raise UsageError(
             f"the first certificate in {source} is not for this signing key; put the leaf "
@@ -251,6 +265,10 @@ def _signer_from_file(
             )
         source = str(chain_path)
     _check_leaf(key, certs, source)
+    if certs:
+        from attest_step.keys.x509verify import check_signing_chain  # noqa: PLC0415
+
+        check_signing_chain(certs, source)
     from attest_step.keys.local import LocalSigner  # noqa: PLC0415 - start-up
 
     return LocalSigner(key, _chain_pems(certs))
@@ -339,19 +357,23 @@ def public_key_from_pem(data: bytes, source: str) -> PublicKey:
     """The key of the first PUBLIC KEY / RSA PUBLIC KEY / CERTIFICATE block in ``data``."""
     from cryptography.hazmat.primitives import serialization  # noqa: PLC0415 - start-up
 
-    from attest_step.keys.local import SUPPORTED, UnsupportedKeyError, check_public  # noqa: PLC0415
+    from attest_step.keys.local import (  # noqa: PLC0415 - start-up
+        SUPPORTED,
+        UnsupportedKeyError,
+        check_public,
+        parse_der_certificate,
+        public_key_of,
+    )
 
     blocks = _blocks(data, Path(source), "public key")
     for block in blocks:
         try:
             if block.label == "PUBLIC KEY":
-                key: object = serialization.load_der_public_key(block.der)
+                key: object = public_key_of(block.der)
             elif block.label == "RSA PUBLIC KEY":
                 key = serialization.load_pem_public_key(block.text)
             elif block.label == CERT_LABEL:
-                from cryptography import x509  # noqa: PLC0415 - only for certificates
-
-                key = x509.load_der_x509_certificate(block.der).public_key()
+                key = public_key_of(parse_der_certificate(block.der))
             else:
                 continue
         except ValueError as err:

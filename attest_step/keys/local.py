@@ -6,6 +6,7 @@ PKCS#1 v1.5 with SHA-256; Ed25519 -> pure Ed25519. Everything else is refused.
 
 from __future__ import annotations
 
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
@@ -76,6 +77,31 @@ def private_key_from_pkcs8(data: bytes) -> PrivateKey:
     except ValueError as err:
         raise der.DerError("the PKCS#8 key could not be parsed") from err
     return check_private(key)
+
+
+def parse_der_certificate(data: bytes) -> x509.Certificate:
+    """An x509 certificate from DER; ValueError for anything cryptography cannot use.
+
+    cryptography raises InvalidVersion (not a ValueError) for a bad version field.
+    """
+    try:
+        return x509.load_der_x509_certificate(data)
+    except x509.InvalidVersion as err:
+        raise ValueError(f"invalid certificate version: {err}") from err
+
+
+def public_key_of(source: x509.Certificate | bytes) -> object:
+    """The public key of a certificate, or of PKIX ``SubjectPublicKeyInfo`` DER.
+
+    ValueError for a malformed key or one of an algorithm cryptography does not know
+    (its UnsupportedAlgorithm is not a ValueError); check_public() then checks the type.
+    """
+    try:
+        if isinstance(source, x509.Certificate):
+            return source.public_key()
+        return serialization.load_der_public_key(source)
+    except UnsupportedAlgorithm as err:
+        raise ValueError(f"unsupported public key: {err}") from err
 
 
 def public_pem(key: PublicKey) -> bytes:

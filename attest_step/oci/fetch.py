@@ -10,6 +10,7 @@ from typing import Any
 from attest_step.errors import UsageError
 from attest_step.imageref import ImageRef, image_ref_from_parts, parse_image_ref
 from attest_step.oci.bundle_layout import fetch_bundles
+from attest_step.oci.certmaterial import NONE, CarriedCertificate, from_annotations, from_bundle
 from attest_step.oci.oci_layout import read_bundles, read_tag_layers
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.registry import RegistryClient
@@ -32,6 +33,7 @@ class FetchedEnvelope:
     source: str  # "tag" (.att layer) or "bundle" (Sigstore bundle referrer)
     location: str
     predicate_type: str | None  # from the layer/manifest annotation (unverified)
+    certificate: CarriedCertificate = NONE  # x509 material found with it (unchecked)
 
 
 @dataclass(frozen=True)
@@ -96,9 +98,9 @@ def fetch_attestations(
             continue
         envelope = bundle.get("dsseEnvelope")
         if isinstance(envelope, dict):
-            out.append(
-                FetchedEnvelope(envelope, "bundle", f"{image.name}@{digest}", predicate_type)
-            )
+            where = f"{image.name}@{digest}"
+            carried = from_bundle(bundle)
+            out.append(FetchedEnvelope(envelope, "bundle", where, predicate_type, carried))
     att_tag = tag_for(image.digest, ".att")
     for desc, data in source.tag_layers(".att"):
         if desc.media_type != DSSE_TYPE:
@@ -106,7 +108,9 @@ def fetch_attestations(
         doc = _json_object(data)
         if doc is not None:
             where = f"{image.name}:{att_tag}"
-            out.append(FetchedEnvelope(doc, "tag", where, desc.annotations.get("predicateType")))
+            predicate = desc.annotations.get("predicateType")
+            carried = from_annotations(desc.annotations)
+            out.append(FetchedEnvelope(doc, "tag", where, predicate, carried))
     return out
 
 

@@ -8,6 +8,11 @@ A signature counts when, as ``cosign verify --key --insecure-ignore-tlog`` check
   subject's ``digest.sha256`` equals the image hex, every ``-a k=v`` is in that subject's
   annotations. (cosign v3 also accepts any other bundle, e.g. an attestation, as a
   signature; attest-step does not.)
+
+The key is ``--key``'s, or (certificate mode, :mod:`attest_step.keys.certmode`) the key of
+a certificate checked against the given roots and identity: ``--certificate``'s, or the one
+the signature carries. With ``--key``, a certificate the signature carries is not checked,
+as in cosign, and the result says so.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ from typing import Any
 from attest_step.dsse import verify_envelope
 from attest_step.errors import VerificationError
 from attest_step.imageref import ImageRef
+from attest_step.keys.certmode import KeyMode, Mode
 from attest_step.keys.signer import Verifier
+from attest_step.oci.certmaterial import from_annotations
 from attest_step.oci.fetch import fetch_signature_bundles, fetch_signatures
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.simplesigning import check_claims
@@ -33,6 +40,7 @@ class VerifiedSignature:
     source: str  # "tag" or "bundle"
     location: str
     claims: dict[str, Any]
+    certificate: dict[str, Any] | None = None  # what was (or was not) checked of its x509
 
 
 def _check_tag_layer(
@@ -67,39 +75,50 @@ def _check_bundle(
 
 def verify_image_signatures(
     image: ImageRef,
-    verifier: Verifier,
+    verifier: Verifier | Mode,
     annotations: dict[str, str],
     registry: RegistryOptions,
 ) -> list[VerifiedSignature]:
     """Every signature of ``image`` that verifies; VerificationError when there is none."""
+    from attest_step.keys.certmode import CertificateMode  # noqa: PLC0415
+
+    mode = verifier if isinstance(verifier, KeyMode | CertificateMode) else KeyMode(verifier)
     verified: list[VerifiedSignature] = []
     reasons: list[str] = []
     for sig in fetch_signatures(image, registry):
         try:
+            carried = from_annotations(sig.descriptor.annotations)
+            key, cert = mode.for_signature(carried.leaf_pem, carried.chain_pem)
             claims = _check_tag_layer(
                 sig.payload,
                 sig.descriptor.annotations.get(SIGNATURE_ANNOTATION),
-                verifier,
+                key,
                 image.digest,
                 annotations,
             )
         except VerificationError as err:
             reasons.append(str(err))
             continue
-        verified.append(VerifiedSignature("tag", sig.location, claims))
+        verified.append(VerifiedSignature("tag", sig.location, claims, cert))
     for fetched in fetch_signature_bundles(image, registry):
         if fetched.predicate_type not in (None, COSIGN_SIGN_PREDICATE):
             continue
         try:
-            statement = _check_bundle(fetched.envelope, verifier, image, annotations)
+            carried = fetched.certificate
+            key, cert = mode.for_signature(carried.leaf_pem, carried.chain_pem)
+            statement = _check_bundle(fetched.envelope, key, image, annotations)
         except (VerificationError, ValueError) as err:
             reasons.append(str(err))
             continue
-        verified.append(VerifiedSignature("bundle", fetched.location, statement))
+        verified.append(VerifiedSignature("bundle", fetched.location, statement, cert))
     if not verified:
         detail = f" ({'; '.join(sorted(set(reasons)))})" if reasons else ""
+        if isinstance(mode, KeyMode):
+            what, hint = "the given key", "check the key"
+        else:
+            what, hint = "a checked certificate", "check the certificate flags"
         raise VerificationError(
-            f"{image}: no signature verifies with the given key{detail}; "
-            "check the key and that the image was signed"
+            f"{image}: no signature verifies with {what}{detail}; {hint} and that the image "
+            "was signed"
         )
     return verified
