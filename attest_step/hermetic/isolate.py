@@ -22,12 +22,13 @@ The evidence (``--evidence-dir``) is out of the command's reach:
   creates a *nested* user and mount namespace: the kernel locks every mount it inherits from
   the more privileged namespace, so the command, root of the nested one, cannot unmount or
   move the tmpfs, and a non-recursive bind mount of a parent is refused.
-- Outer processes: C2 mounts a fresh /proc of the new PID namespace (outer processes have no
-  ``/proc/<pid>`` there, and that mount is locked too) and, when the kernel has Landlock, C3
-  enters a Landlock domain (no ptrace access, hence no ``/proc/<pid>/root``, ``mem`` or ``fd``,
-  to any process outside the domain). One of the two is required, or the command is not run.
-- P, C1 and C2 are non-dumpable while the command runs, so even a same-uid command cannot
-  open their ``/proc/<pid>/fd`` or ``root``. The command inherits only descriptors 0, 1, 2.
+- Outer processes: the command is the only user of its (nested) user namespace, and the
+  kernel's capability rules refuse ptrace access, hence ``/proc/<pid>/root``, ``cwd``, ``fd``
+  and ``mem``, to a process of another user namespace without CAP_SYS_PTRACE there. On top
+  of that, when it can, C2 mounts a fresh /proc of the new PID namespace (outer processes
+  have no ``/proc/<pid>`` there; a container's masked /proc prevents it) and C3 enters a
+  Landlock domain (the same rule again, by another mechanism). P, C1 and C2 are
+  non-dumpable while the command runs. The command inherits only descriptors 0, 1, 2.
 """
 
 from __future__ import annotations
@@ -156,14 +157,7 @@ def _shield(hide: Hide | None) -> tuple[dict[str, Any], str | None]:
     info["procfs"] = "fresh" if proc_error is None else "outer"
     if proc_error is not None:
         info["procfsError"] = proc_error
-    abi = shield.landlock_abi()
-    info["landlock"] = abi or None
-    if proc_error is not None and not abi:
-        return info, (
-            f"cannot keep the command away from processes outside its namespaces: no fresh "
-            f"/proc ({proc_error}: the container's /proc has masked paths) and no Landlock in "
-            "this kernel (5.13 or newer, with landlock in the lsm= list)"
-        )
+    info["landlock"] = shield.landlock_abi() or None
     info["evidenceHidden"] = []
     if hide is None:
         return info, None
@@ -212,11 +206,14 @@ def _init(argv: list[str], network: str, ctl: int, out: int, hide: Hide | None) 
             os._exit(code)
     os.close(go_r)
     os.close(ready_w)
-    if os.read(ready_r, 1) != b"u":
-        _, status = os.waitpid(child, 0)
+    # The command's pid as /proc numbers it: with the outer /proc (no fresh one could be
+    # mounted) that is its pid in the outer PID namespace, not the one fork() returned.
+    ready = os.read(ready_r, 32)
+    if not ready.startswith(b"u") or not ready[1:].isdigit():
+        os.waitpid(child, 0)
         return 125
     try:
-        _write_maps(child, nested=True)
+        _write_maps(int(ready[1:]), nested=True)
     except OSError as err:
         _send(out, {"error": "nested-maps", "errno": _errno(err)})
         os.kill(child, signal.SIGKILL)
@@ -257,7 +254,7 @@ def _command(argv: list[str], go: int, ready: int, out: int, landlock: int) -> i
     except OSError as err:
         _send(out, {"error": "nested-unshare", "errno": _errno(err)})
         return 125
-    os.write(ready, b"u")
+    os.write(ready, b"u" + os.readlink("/proc/self").encode())
     if os.read(go, 1) != b"x":
         return 125
     os.close(go)

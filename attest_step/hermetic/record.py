@@ -64,9 +64,7 @@ def file_entry(path: Path, record: Mapping[str, Any]) -> dict[str, Any]:
     """Evidence from a file given with ``--network-evidence``: reported, whatever it says."""
     notes = []
     if (record.get("producer") or {}).get("verb") == "run":
-        notes.append(
-            "a run record outside the evidence volume: the build could have written it"
-        )
+        notes.append("a run record outside the evidence volume: the build could have written it")
     return evidence_entry(record, "reported", f"file {path.name}", notes)
 
 

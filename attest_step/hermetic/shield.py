@@ -230,15 +230,18 @@ def landlock_abi() -> int:
 def landlock_restrict(abi: int) -> None:
     """Put the caller (and everything it starts) in a new Landlock domain.
 
-    The ruleset handles only "make a block device" (which the command cannot do anyway) and,
-    from ABI 6, signals and abstract Unix sockets across the domain's boundary. What matters
-    is the domain itself: Landlock lets a process in a domain ptrace-access only processes in
-    the same domain or a nested one, so every ``/proc/<pid>`` of a process outside is closed.
-    Needs no_new_privs or CAP_SYS_ADMIN in the caller's user namespace.
+    What matters is the domain itself: Landlock lets a process in a domain ptrace-access only
+    processes in the same domain or a nested one, so every ``/proc/<pid>`` of a process
+    outside is closed. From ABI 6 the ruleset only scopes signals and abstract Unix sockets
+    to the domain, and the command may still mount (in its own mount namespace, where the
+    cover is locked). Before ABI 6 a ruleset must handle some filesystem access: it handles
+    "make a block device" (which the command cannot do anyway), and Landlock then also
+    refuses the command every mount. Needs no_new_privs or CAP_SYS_ADMIN in the caller's user
+    namespace.
     """
     if abi >= 6:
         scoped = _LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET | _LANDLOCK_SCOPE_SIGNAL
-        attr = struct.pack("QQQ", _LANDLOCK_ACCESS_FS_MAKE_BLOCK, 0, scoped)
+        attr = struct.pack("QQQ", 0, 0, scoped)
     else:
         attr = struct.pack("Q", _LANDLOCK_ACCESS_FS_MAKE_BLOCK)
     buffer = ctypes.create_string_buffer(attr, len(attr))
