@@ -97,6 +97,15 @@ def _send(fd: int, message: dict[str, Any]) -> None:
     os.write(fd, (json.dumps(message) + "\n").encode())
 
 
+def _proc_pid() -> int:
+    """The caller's pid as the mounted /proc numbers it.
+
+    Not always ``os.getpid()``: under Tekton's hermetic mode the step runs in a PID
+    namespace of its own while /proc is still the container's.
+    """
+    return int(os.readlink("/proc/self"))
+
+
 def _errno(err: OSError) -> str:
     return errno.errorcode.get(err.errno or 0, "?")
 
@@ -170,6 +179,7 @@ def _shield(hide: Hide | None) -> tuple[dict[str, Any], str | None]:
 def _init(argv: list[str], network: str, ctl: int, out: int, hide: Hide | None) -> int:
     """C2: PID 1 of the new namespace. Returns the exit code for C1 to pass on."""
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    proc_pid = _proc_pid()  # before a fresh /proc hides the outer numbers
     if network == "none":
         try:
             procnet.bring_loopback_up()
@@ -189,7 +199,7 @@ def _init(argv: list[str], network: str, ctl: int, out: int, hide: Hide | None) 
         ipv6_route=_read_optional("/proc/self/net/ipv6_route"),
         with_flags=True,
     )
-    _send(out, {"inside": inside, "shield": info})
+    _send(out, {"inside": inside, "shield": info, "procPid": proc_pid})
     if os.read(ctl, 1) != b"g":
         return 125
     _prctl(PR_SET_DUMPABLE, 0)
@@ -297,7 +307,7 @@ def _child(
     except OSError as err:
         _send(out, {"error": "unshare", "errno": _errno(err)})
         return 125
-    _send(out, {"unshared": True})
+    _send(out, {"unshared": True, "procPid": _proc_pid()})
     if os.read(ctl, 1) != b"m":
         return 125
     init = os.fork()
@@ -475,8 +485,11 @@ def run(
                 "TEKTON_HERMETIC=1",
                 pid,
             )
+        c1 = first.get("procPid")
         try:
-            _write_maps(pid)
+            if not isinstance(c1, int):
+                raise OSError(errno.EPROTO, "no pid from the child")
+            _write_maps(c1)
         except OSError as err:
             raise _fail(
                 f"run: cannot write the uid/gid maps of the new user namespace "
@@ -486,8 +499,9 @@ def run(
         # From here on nobody needs to open this process's /proc files: keep the command out.
         _prctl(PR_SET_DUMPABLE, 0)
         os.write(ctl_w, b"m")
-        init_pid = messages.next().get("initPid")
+        messages.next()  # initPid: numbered in C1's PID namespace, not /proc's
         inside = messages.next()
+        init_pid = inside.get("procPid")
         if not isinstance(init_pid, int) or "inside" not in inside:
             raise _fail(
                 f"run: the isolated init did not start ({inside.get('error', 'no message')}: "
