@@ -268,7 +268,8 @@ def run_record_gaps(record: Mapping[str, Any]) -> list[str]:
         gaps.append("isolation.namespaces incomplete")
     if isolation.get("nestedUserNamespace") is not True:
         gaps.append("no nested user namespace")
-    if not isolation.get("evidenceHidden"):
+    hidden = isolation.get("evidenceHidden")
+    if not isinstance(hidden, list) or not hidden or not all(isinstance(h, str) for h in hidden):
         gaps.append("evidence not hidden from the command")
     command = record.get("command") or {}
     if not isinstance(record.get("parentNetns"), str) or not isinstance(command.get("netns"), str):

@@ -327,21 +327,48 @@ REQUIRED = [
 ]
 
 
-@PROPERTY
+@pytest.mark.parametrize("path", REQUIRED, ids=lambda p: "/".join(map(str, p)))
+@settings(PROPERTY, max_examples=12)
 @given(
     base=run_records,
-    path=st.sampled_from(REQUIRED),
-    replacement=st.just(...) | st.none() | st.just(False) | st.just([]) | st.just({}),
+    replacement=st.sampled_from([..., None, False, 0, [], {}]),
 )
 def test_a_run_record_missing_any_required_part_is_incomplete(
-    base: dict[str, Any], path: list[Any], replacement: Any
+    path: list[Any], base: dict[str, Any], replacement: Any
 ) -> None:
     mutated = _mutate(base, path, replacement)
     try:
         loaded = evidence.parse(json.dumps(mutated).encode(), source="fuzz")
     except AttestStepError:
         return  # refused outright: even better
+    if loaded == base:
+        return  # the replacement was the value already there
     assert evidence.run_record_gaps(loaded), (path, replacement)
+
+
+def _views_reordered(views: list[Any]) -> list[Any]:
+    return [views[1], views[0], views[2]]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda views: views[:2],
+        lambda views: [*views, views[2]],
+        _views_reordered,
+        lambda views: [dict(views[0], observer="attest-step probe (self)"), *views[1:]],
+        lambda views: [*views[:2], dict(views[2], at="before-command")],
+    ],
+    ids=["a view missing", "a view more", "reordered", "other observer", "no after view"],
+)
+@settings(PROPERTY, max_examples=5)
+@given(base=run_records)
+def test_a_run_record_without_the_three_views_is_incomplete(
+    change: Any, base: dict[str, Any]
+) -> None:
+    mutated = dict(base, views=change(copy.deepcopy(base["views"])))
+    loaded = evidence.parse(json.dumps(mutated).encode(), source="fuzz")
+    assert any("three views" in gap for gap in evidence.run_record_gaps(loaded))
 
 
 @PROPERTY
