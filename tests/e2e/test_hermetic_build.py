@@ -386,13 +386,13 @@ def test_attack_build_replaces_its_evidence(
     (genuine,) = observed
     assert genuine["record"]["command"]["argv"] == ["sh", "build.sh"]
     assert genuine["origin"] == "evidence volume /workspace/attest-evidence, file build.json"
-    forged = [
+    forged_entries = [
         e
         for e in record["evidence"]
         if (e["record"].get("command") or {}).get("argv") == ["FORGED"]
     ]
-    assert forged, "the forged probe file in the workspace was not even read"
-    assert {e["source"] for e in forged} == {"reported"}
+    assert forged_entries, "the forged probe file in the workspace was not even read"
+    assert {e["source"] for e in forged_entries} == {"reported"}
 
 
 def verify(source: Path, *extra: str) -> tuple[int, str]:
