@@ -218,10 +218,25 @@ def _stored_uri(records: Sequence[dict[str, Any]], output_file: Path | None) -> 
     ),
 )
 @click.option(
+    "--evidence-dir",
+    type=_PATH,
+    help="The evidence volume 'attest-step run --evidence-dir' wrote to (its mount point): "
+    "complete records there are the only ones labelled observed.",
+)
+@click.option(
     "--declare-hermetic",
     "declared_hermetic",
     multiple=True,
-    help="Name of a step declared hermetic by the Task author (repeatable).",
+    metavar="STEP[/run|/tekton][:PARAM=VALUE]",
+    help="A step the Task declares hermetic, how, and under which param value (repeatable; "
+    "see docs/hermetic.md).",
+)
+@click.option(
+    "--task-step",
+    "task_steps",
+    multiple=True,
+    metavar="STEP",
+    help="A step of the Task (repeatable); default: the steps Tekton lists in /tekton/steps.",
 )
 @click.option(
     "--observe-self-as",
@@ -266,7 +281,9 @@ def attest_command(
     started_on: str | None,
     finished_on: str | None,
     network_evidence: tuple[Path, ...],
+    evidence_dir: Path | None,
     declared_hermetic: tuple[str, ...],
+    task_steps: tuple[str, ...],
     observe_self_as: str | None,
     output_file: Path | None,
     no_upload: bool,
@@ -308,6 +325,11 @@ def attest_command(
     )
     started = _started_on(started_on, ctx)
     finished = parse_time(finished_on, what="--finished-on") if finished_on else None
+    from attest_step.hermetic import declare  # noqa: PLC0415
+
+    evaluated = declare.evaluate(
+        declared_hermetic, merged, declare.task_steps(task_steps) if declared_hermetic else None
+    )
 
     from attest_step.keys.load import load_signer  # noqa: PLC0415
 
@@ -319,11 +341,14 @@ def attest_command(
     subjects = _hashed_subjects(subject_paths, excludes, dir_digest)
     subjects.extend(Subject(ref.name, {"sha256": ref.hex}) for ref in refs)
     byproducts: list[dict[str, Any]] = []
-    if network_evidence or declared_hermetic or observe_self_as:
+    if network_evidence or evidence_dir or declared_hermetic or observe_self_as:
         from attest_step.hermetic.record import isolation_byproducts  # noqa: PLC0415
 
         byproducts = isolation_byproducts(
-            network_evidence, declared_hermetic, observe_self_as=observe_self_as
+            evaluated,
+            evidence_files=network_evidence,
+            evidence_dir=evidence_dir,
+            observe_self_as=observe_self_as,
         )
     hashing: dict[str, Any] = {}
     if subject_paths:

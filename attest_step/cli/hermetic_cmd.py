@@ -26,26 +26,37 @@ from attest_step.fileio import check_replaceable
     "(still new user/PID namespaces; the evidence then shows the network).",
 )
 @click.option(
+    "--evidence-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The evidence volume: the mount point of a volume of its own. The record goes to "
+    "STEP.json there, after the command's whole process tree has ended; the command never "
+    "sees the volume. 'attest --evidence-dir' labels only these records observed.",
+)
+@click.option(
     "--evidence-file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the evidence record here, by atomic rename, after the command's whole "
-    "process tree has ended.",
+    help="Also write the record here (atomic rename). The command can reach this path, so "
+    "'attest' labels such a file reported, never observed.",
 )
 @click.option("--step-name", help="Name of the build step the record describes.")
 @click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
 def run_command(
-    network: str, evidence_file: Path | None, step_name: str | None, command: tuple[str, ...]
+    network: str,
+    evidence_dir: Path | None,
+    evidence_file: Path | None,
+    step_name: str | None,
+    command: tuple[str, ...],
 ) -> None:
     """Run COMMAND in new user, mount, PID and network namespaces (loopback up).
 
     \b
     Example:
-      attest-step run --network none --evidence-file /workspace/evidence/build.json \\
+      attest-step run --network none --evidence-dir /workspace/attest-evidence \\
           --step-name build -- make all
 
     Exits with COMMAND's exit status (128+N when killed by signal N; 127 when not found).
     """
-    from attest_step.hermetic import evidence, isolate  # noqa: PLC0415 - lazy
+    from attest_step.hermetic import evidence, isolate, volume  # noqa: PLC0415 - lazy
 
     argv = list(command)
     if argv and argv[0] == "--":
@@ -54,14 +65,25 @@ def run_command(
         raise UsageError("run: no command given; write it after '--'")
     if evidence_file is not None:
         check_replaceable(evidence_file, "--evidence-file")
+    if evidence_dir is not None:
+        if step_name is None:
+            raise UsageError("--evidence-dir needs --step-name (the record is STEP.json)")
+        volume.check_step_name(step_name, "--step-name")
+    # Both opened before the command starts: neither can be redirected by the command.
     target = evidence.EvidenceTarget.open(evidence_file) if evidence_file else None
+    held = None
     try:
-        result = isolate.run(argv, network=network, step=step_name)
+        held = volume.EvidenceVolume.open(evidence_dir) if evidence_dir else None
+        result = isolate.run(argv, network=network, step=step_name, volume=held)
+        if held is not None:
+            held.write(result.record["evidenceVolume"]["file"], evidence.dumps(result.record))
         if target is not None:
             target.write(evidence.dumps(result.record))
     finally:
         if target is not None:
             target.close()
+        if held is not None:
+            held.close()
     if "execError" in result.record["command"]:
         click.echo(
             f"attest-step: run: cannot execute {argv[0]} "

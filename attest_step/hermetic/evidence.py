@@ -12,10 +12,13 @@ import contextlib
 import ipaddress
 import json
 import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import jsonschema
 
 from attest_step import __version__
 from attest_step.errors import AttestStepError
@@ -112,41 +115,220 @@ def contradictions(record: Mapping[str, Any]) -> list[str]:
     return found
 
 
+_STR = {"type": "string", "maxLength": 4096}
+_STR_OR_NULL = {"type": ["string", "null"], "maxLength": 4096}
+_COUNT = {"type": "integer", "minimum": 0}
+_STRINGS = {"type": "array", "items": _STR, "maxItems": 64}
+_INTERFACE = {
+    "type": "object",
+    "required": ["name"],
+    "properties": {
+        "name": _STR,
+        "rxBytes": _COUNT,
+        "txBytes": _COUNT,
+        "rxPackets": _COUNT,
+        "txPackets": _COUNT,
+        "flags": {"type": ["array", "null"], "items": _STR, "maxItems": 64},
+    },
+}
+_ROUTE = {
+    "type": "object",
+    "properties": {"iface": _STR_OR_NULL, "destination": _STR_OR_NULL, "flags": _STRINGS},
+}
+_VIEW = {
+    "type": "object",
+    "required": ["observer", "at", "interfaces"],
+    "properties": {
+        "observer": _STR,
+        "at": _STR,
+        "netns": _STR_OR_NULL,
+        "interfaces": {"type": "array", "items": _INTERFACE, "maxItems": 4096},
+        "ipv4Routes": {"type": ["array", "null"], "items": _ROUTE, "maxItems": 65536},
+        "ipv6Routes": {"type": ["array", "null"], "items": _ROUTE, "maxItems": 65536},
+    },
+}
+EVIDENCE_SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "attest-step network-evidence record v1 (the fields attest-step reads)",
+    "type": "object",
+    "required": ["mediaType", "producer", "views"],
+    "properties": {
+        "mediaType": {"const": EVIDENCE_MEDIA_TYPE},
+        "producer": {
+            "type": "object",
+            "required": ["verb"],
+            "properties": {
+                "name": _STR,
+                "version": _STR,
+                "verb": {"enum": ["run", "probe"]},
+            },
+        },
+        "step": _STR_OR_NULL,
+        "views": {"type": "array", "items": _VIEW, "maxItems": 64},
+        "parentNetns": _STR_OR_NULL,
+        "command": {
+            "type": "object",
+            "properties": {
+                "argv": _STRINGS,
+                "exitCode": {"type": ["integer", "null"]},
+                "netns": _STR_OR_NULL,
+            },
+        },
+        "connects": {
+            "type": "array",
+            "maxItems": 4096,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "address": _STR_OR_NULL,
+                    "target": _STR_OR_NULL,
+                    "protocol": _STR_OR_NULL,
+                },
+            },
+        },
+        "resolves": {
+            "type": "array",
+            "maxItems": 4096,
+            "items": {
+                "type": "object",
+                "properties": {
+                    "ok": {"type": "boolean"},
+                    "name": _STR_OR_NULL,
+                    "viaDns": {"type": "boolean"},
+                    "addresses": _STRINGS,
+                },
+            },
+        },
+    },
+}
+_VALIDATOR = jsonschema.Draft202012Validator(EVIDENCE_SCHEMA)
+
+
 def validate(record: Any, *, source: str) -> dict[str, Any]:
-    """Check the shape of a loaded record; ``source`` names it in the one-line error."""
+    """Check the shape of a loaded record; ``source`` names it in the one-line error.
+
+    Every field that :func:`contradictions` or the provenance reads is type-checked here, so
+    no record that passes can make them fail.
+    """
     if not isinstance(record, dict) or record.get("mediaType") != EVIDENCE_MEDIA_TYPE:
         raise AttestStepError(
             f"{source}: not a network-evidence record (mediaType must be "
             f"{EVIDENCE_MEDIA_TYPE}); pass a file written by 'attest-step run' or "
             "'attest-step probe --output json'"
         )
-    verb = (record.get("producer") or {}).get("verb")
+    producer_ = record.get("producer")
+    verb = producer_.get("verb") if isinstance(producer_, dict) else None
     if verb not in ("run", "probe"):
         raise AttestStepError(f"{source}: producer.verb must be 'run' or 'probe', got {verb!r}")
-    if not isinstance(record.get("views"), list):
-        raise AttestStepError(f"{source}: 'views' must be a list; regenerate the evidence file")
-    step = record.get("step")
-    if step is not None and not isinstance(step, str):
-        raise AttestStepError(f"{source}: 'step' must be a string or null")
+    error = jsonschema.exceptions.best_match(_VALIDATOR.iter_errors(record))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "(top level)"
+        raise AttestStepError(
+            f"{source}: {where}: {_short(error.message)}; regenerate the evidence file"
+        )
     return record
 
 
-def load(path: Path) -> dict[str, Any]:
-    """Read and validate one evidence file."""
-    try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_RECORD_BYTES + 1)
-    except OSError as err:
-        raise AttestStepError(
-            f"evidence file {path}: cannot read it ({err.strerror}); check the path"
-        ) from err
+def _short(text: str, limit: int = 120) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# What the isolating parent of `attest-step run` writes: views in this order, by these observers.
+RUN_VIEWS = (
+    ("attest-step run init (inside, PID 1)", "before-command"),
+    ("attest-step run (outside, /proc/<pid>/net)", "before-command"),
+    ("attest-step run (outside, /proc/<pid>/net)", "after-process-tree-ended"),
+)
+
+
+def run_record_gaps(record: Mapping[str, Any]) -> list[str]:
+    """What a ``run`` record lacks to be a complete record of the isolating parent.
+
+    Complete: producer attest-step/run; the step; the isolation with a nested user namespace
+    and the evidence hidden; the parent's and the command's network namespaces; the exit
+    status; the three views; where in the evidence volume it was written.
+    """
+    gaps: list[str] = []
+    producer_ = record.get("producer") or {}
+    if producer_.get("name") != "attest-step" or producer_.get("verb") != "run":
+        gaps.append("producer is not attest-step run")
+    if not isinstance(record.get("step"), str) or not record.get("step"):
+        gaps.append("no step")
+    isolation = record.get("isolation")
+    if not isinstance(isolation, Mapping):
+        gaps.append("no isolation")
+        isolation = {}
+    namespaces = isolation.get("namespaces")
+    wanted = {"user", "mnt", "pid"} | ({"net"} if isolation.get("network") == "none" else set())
+    if isolation.get("network") not in ("none", "host"):
+        gaps.append("no isolation.network")
+    if not isinstance(namespaces, list) or not wanted <= set(map(str, namespaces)):
+        gaps.append("isolation.namespaces incomplete")
+    if isolation.get("nestedUserNamespace") is not True:
+        gaps.append("no nested user namespace")
+    hidden = isolation.get("evidenceHidden")
+    if not isinstance(hidden, list) or not hidden or not all(isinstance(h, str) for h in hidden):
+        gaps.append("evidence not hidden from the command")
+    command = record.get("command") or {}
+    if not isinstance(record.get("parentNetns"), str) or not isinstance(command.get("netns"), str):
+        gaps.append("no namespace ids")
+    if not isinstance(command.get("exitCode"), int) or isinstance(command.get("exitCode"), bool):
+        gaps.append("no exit status")
+    views = record.get("views") or []
+    seen = tuple((v.get("observer"), v.get("at")) for v in views)
+    if seen != RUN_VIEWS or not all(isinstance(v.get("netns"), str) for v in views):
+        gaps.append("not the three views (inside before, outside before, outside after)")
+    for key in ("startedOn", "finishedOn"):
+        if not isinstance(record.get(key), str):
+            gaps.append(f"no {key}")
+    volume = record.get("evidenceVolume")
+    if not isinstance(volume, Mapping) or not isinstance(volume.get("file"), str):
+        gaps.append("no evidenceVolume")
+    return gaps
+
+
+def parse(data: bytes, *, source: str) -> dict[str, Any]:
+    """A record from the bytes of an evidence file (at most MAX_RECORD_BYTES)."""
     if len(data) > MAX_RECORD_BYTES:
-        raise AttestStepError(f"evidence file {path}: larger than {MAX_RECORD_BYTES} bytes")
+        raise AttestStepError(f"{source}: larger than {MAX_RECORD_BYTES} bytes")
     try:
         record = json.loads(data)
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise AttestStepError(f"evidence file {path}: not valid JSON ({err})") from err
-    return validate(record, source=f"evidence file {path}")
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as err:
+        raise AttestStepError(f"{source}: not valid JSON ({_short(str(err))})") from None
+    return validate(record, source=source)
+
+
+def load(path: Path) -> dict[str, Any]:
+    """Read and validate one evidence file (a regular file, at most MAX_RECORD_BYTES)."""
+    source = f"evidence file {path}"
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError as err:
+        raise AttestStepError(f"{source}: cannot read it ({err.strerror}); check the path") from err
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise AttestStepError(f"{source}: not a regular file")
+        data = read_bounded(fd, MAX_RECORD_BYTES)
+    except OSError as err:
+        raise AttestStepError(f"{source}: cannot read it ({err.strerror})") from err
+    finally:
+        os.close(fd)
+    return parse(data, source=source)
+
+
+def read_bounded(fd: int, limit: int) -> bytes:
+    """At most ``limit`` + 1 bytes from ``fd`` (one more than allowed, to detect excess)."""
+    chunks: list[bytes] = []
+    size = 0
+    while size <= limit:
+        chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
 
 
 def dumps(record: Mapping[str, Any]) -> bytes:

@@ -51,9 +51,16 @@ def test_demo_runs_both_pipelines_and_verifies(built: None, tmp_path: Path) -> N
     app = (out / "hermetic-workspace" / "out" / "app.txt").read_bytes()
     assert f"built: out/app.txt  sha256:{hashlib.sha256(app).hexdigest()}" in summary
     assert "hermetic yes" in summary
-    assert "declared: declared hermetic for this step by the Task spec" in summary
-    # The Task's default isolation, attest-step run, is observed from outside the build.
-    assert "observed: attest-step run, file build-run.json" in summary
+    assert (
+        "declared: declared hermetic by the Task spec (--declare-hermetic "
+        "build/run:RUN_ISOLATED=true" in summary
+    )
+    # The Task's default isolation, attest-step run, is observed from outside the build, and
+    # its record read from the evidence volume, which the build cannot reach.
+    assert (
+        "observed: attest-step run, evidence volume /workspace/attest-evidence, file build.json"
+        in summary
+    )
     assert "reported: none" in summary
     assert (
         "attest-step verify-attestation --require-hermetic: OK; "

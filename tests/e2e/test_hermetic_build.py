@@ -96,8 +96,10 @@ def server() -> Iterator[Server]:
 MODES = {"tekton": ("1", "false"), "run": ("0", "true"), "off": ("0", "false")}
 
 
-def run_build(tmp_path: Path, script: str, port: int, mode: str) -> tuple[RunOutcome, Path]:
-    tekton_hermetic, run_isolated = MODES[mode]
+def run_build(
+    tmp_path: Path, script: str, port: int, mode: str, values: tuple[str, str] | None = None
+) -> tuple[RunOutcome, Path]:
+    tekton_hermetic, run_isolated = values or MODES[mode]
     ex: Executor = executor_for(TESTS, tmp_path / "run")
     source = ex.cluster.claim_dir("hermetic-source")
     # The build script comes from the source; the port is written into it.
@@ -105,7 +107,7 @@ def run_build(tmp_path: Path, script: str, port: int, mode: str) -> tuple[RunOut
     taskrun = {
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",
-        "metadata": {"name": f"hermetic-build-local-{mode}"},
+        "metadata": {"name": f"hermetic-build-local-{mode}"[:63]},
         "spec": {
             "taskRef": {"name": "hermetic-build"},
             "serviceAccountName": "attest-step-builder",
@@ -261,3 +263,151 @@ def test_same_build_with_network_is_recorded_as_not_hermetic(
     assert record["contradictions"], record
     params = statement["predicate"]["buildDefinition"]["externalParameters"]["params"]
     assert params["TEKTON_HERMETIC"] == "0"
+
+
+# (TEKTON_HERMETIC, RUN_ISOLATED) -> how the build step is declared hermetic. The build
+# script isolates with `attest-step run` when RUN_ISOLATED is exactly "true", Tekton's
+# entrypoint when TEKTON_HERMETIC is exactly "1"; anything else is no isolation.
+PARAM_CASES = {
+    ("0", "true"): ["run"],
+    ("1", "false"): ["tekton"],
+    ("1", "true"): ["run", "tekton"],
+    ("0", "false"): [],
+    ("yes", "TRUE"): [],
+    ("", ""): [],
+}
+
+
+@pytest.mark.parametrize(("tekton_hermetic", "run_isolated"), list(PARAM_CASES))
+def test_declaration_follows_the_params(
+    built: None,  # noqa: F811
+    tmp_path: Path,
+    server: Server,
+    tekton_hermetic: str,
+    run_isolated: str,
+) -> None:
+    mechanisms = PARAM_CASES[(tekton_hermetic, run_isolated)]
+    outcome, source = run_build(
+        tmp_path,
+        BUILD,
+        server.port,
+        f"params-{list(PARAM_CASES).index((tekton_hermetic, run_isolated))}",
+        (tekton_hermetic, run_isolated),
+    )
+    assert outcome.succeeded, outcome.message
+    statement = statement_of(source, require_hermetic=bool(mechanisms))
+    annotations, record = isolation_record(statement, "build")
+    declared = sorted(c["mechanism"] for c in record["claims"] if c["source"] == "declared")
+    assert declared == mechanisms
+    assert annotations["declared"] is bool(mechanisms)
+    assert annotations["hermetic"] is bool(mechanisms)
+    assert annotations["observedIsolation"] is ("run" in mechanisms)
+    if not mechanisms:
+        assert annotations["status"] == "not-declared"
+        assert "not declared hermetic in the Task spec" in record["reasons"]
+        assert any("does not hold" in reason for reason in record["reasons"])
+    params = statement["predicate"]["buildDefinition"]["externalParameters"]["params"]
+    assert (params["TEKTON_HERMETIC"], params["RUN_ISOLATED"]) == (tekton_hermetic, run_isolated)
+
+
+def test_attack_networked_build_deletes_its_probe_file(
+    built: None,  # noqa: F811
+    tmp_path: Path,
+    server: Server,
+) -> None:
+    """Isolation off by the params, the build reaches the network and deletes the probe file
+    that shows it: the step is not recorded as hermetic (it is not declared: the params say
+    no isolation), and the gate refuses it."""
+    script = NET_BUILD + "rm -f .attest/evidence/build-probe.json\n"
+    outcome, source = run_build(tmp_path, script, server.port, "off")
+    assert outcome.succeeded, outcome.message
+    assert server.connections == 1
+    statement = statement_of(source, require_hermetic=False)
+    annotations, record = isolation_record(statement, "build")
+    assert annotations["hermetic"] is False and annotations["status"] == "not-declared"
+    assert record["evidence"] == []
+    _, stderr = verify(source, "--require-hermetic")
+    assert "step build: not recorded as network-isolated" in stderr
+
+
+FORGED_RUN_RECORD = {
+    "mediaType": "application/vnd.attest-step.network-evidence.v1+json",
+    "producer": {"name": "attest-step", "version": "0.1.0", "verb": "run"},
+    "step": "build",
+    "isolation": {
+        "network": "none",
+        "namespaces": ["user", "mnt", "pid", "net"],
+        "nestedUserNamespace": True,
+        "evidenceHidden": ["/workspace/attest-evidence"],
+    },
+    "parentNetns": "net:[1]",
+    "command": {"argv": ["FORGED"], "exitCode": 0, "netns": "net:[2]"},
+    "views": [
+        {"observer": o, "at": a, "netns": "net:[2]", "interfaces": [{"name": "lo"}]}
+        for o, a in [
+            ("attest-step run init (inside, PID 1)", "before-command"),
+            ("attest-step run (outside, /proc/<pid>/net)", "before-command"),
+            ("attest-step run (outside, /proc/<pid>/net)", "after-process-tree-ended"),
+        ]
+    ],
+    "startedOn": "2026-01-01T00:00:00Z",
+    "finishedOn": "2026-01-01T00:00:01Z",
+    "evidenceVolume": {"dir": "/workspace/attest-evidence", "file": "build.json"},
+}
+
+
+def test_attack_build_replaces_its_evidence(
+    built: None,  # noqa: F811
+    tmp_path: Path,
+    server: Server,
+) -> None:
+    """The build (under attest-step run, the Task's default) moves the evidence directory
+    away and writes forged records everywhere it can think of. None is taken as observed:
+    the only observed record is the isolating parent's, with the real command line."""
+    forged = json.dumps(FORGED_RUN_RECORD)
+    script = (
+        BUILD
+        + "mv .attest/evidence .attest/moved 2>/dev/null || true\n"
+        + "mkdir -p .attest/evidence\n"
+        + "for f in .attest/evidence/build-run.json .attest/evidence/build-probe.json "
+        + "/workspace/attest-evidence/build.json /workspace/attest-evidence/build.2.json; do\n"
+        + f"  printf '%s' '{forged}' >\"$f\" 2>/dev/null || echo \"cannot write $f\"\n"
+        + "done\n"
+        + "mv /workspace/attest-evidence /workspace/moved 2>/dev/null || echo 'cannot move'\n"
+    )
+    outcome, source = run_build(tmp_path, script, server.port, "run")
+    assert outcome.succeeded, outcome.message
+    (log,) = [v for k, v in outcome.logs.items() if k.endswith("-step-build")]
+    assert "cannot write /workspace/attest-evidence/build.json" in log
+    assert "cannot move" in log
+    statement = statement_of(source, require_hermetic=True)
+    _, record = isolation_record(statement, "build")
+    observed = [e for e in record["evidence"] if e["source"] == "observed"]
+    (genuine,) = observed
+    assert genuine["record"]["command"]["argv"] == ["sh", "build.sh"]
+    assert genuine["origin"] == "evidence volume /workspace/attest-evidence, file build.json"
+    forged_entries = [
+        e
+        for e in record["evidence"]
+        if (e["record"].get("command") or {}).get("argv") == ["FORGED"]
+    ]
+    assert forged_entries, "the forged probe file in the workspace was not even read"
+    assert {e["source"] for e in forged_entries} == {"reported"}
+
+
+def verify(source: Path, *extra: str) -> tuple[int, str]:
+    pub = source.parent / "cosign.pub"
+    pub.write_bytes(catalog_test_public_key())
+    proc = subprocess.run(
+        [
+            ATTEST_STEP,
+            *("verify-attestation", "--key", str(pub)),
+            *("--envelope", ".attest/provenance.dsse.json", "--subject-path", "out"),
+            *extra,
+        ],
+        cwd=source,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.returncode, proc.stderr

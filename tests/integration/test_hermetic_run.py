@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from attest_step.hermetic.declare import evaluate
 from attest_step.hermetic.record import isolation_byproducts
 from attest_step.policy import evaluate_policy
 
@@ -142,9 +143,14 @@ def test_isolated_command_reaches_nothing(tmp_path: Path, servers: Servers) -> N
         assert view["ipv4Routes"] == []
     assert record["contradictions"] == []
 
-    (item,) = isolation_byproducts([evidence_file], ["build"])
+    # A run record read from a plain file (--network-evidence), not from the evidence volume,
+    # is reported: the command could have reached that path.
+    (item,) = isolation_byproducts(
+        evaluate(["build"], {}, ["build"]), evidence_files=[evidence_file]
+    )
     assert item["annotations"]["hermetic"] is True
-    assert item["annotations"]["sources"] == ["declared", "observed"]
+    assert item["annotations"]["sources"] == ["declared", "reported"]
+    assert item["annotations"]["observedIsolation"] is False
     statement = {"predicate": {"runDetails": {"byproducts": [item]}}}
     assert evaluate_policy(statement, {"requireHermetic": True}) == []
 
@@ -162,7 +168,9 @@ def test_same_command_with_network_succeeds_and_is_not_hermetic(
     assert any("parent's network namespace" in c for c in record["contradictions"])
 
     # Declared hermetic, but the evidence contradicts it: not attested as hermetic.
-    (item,) = isolation_byproducts([evidence_file], ["build"])
+    (item,) = isolation_byproducts(
+        evaluate(["build"], {}, ["build"]), evidence_files=[evidence_file]
+    )
     assert item["annotations"]["declared"] is True
     assert item["annotations"]["hermetic"] is False
     statement = {"predicate": {"runDetails": {"byproducts": [item]}}}

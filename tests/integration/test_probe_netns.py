@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from attest_step.hermetic.declare import evaluate
 from attest_step.hermetic.record import isolation_byproducts
 from attest_step.policy import evaluate_policy
 from tests.fixtures.tools import require_machine, require_tool
@@ -58,7 +59,9 @@ def test_probe_in_tekton_like_namespaces(tmp_path: Path, tcp_server: int) -> Non
     assert attempt["errno"] == "ENETUNREACH"
     assert view["netns"] != Path("/proc/self/ns/net").readlink().name
     # A probe file written by a build step is "reported", not "observed".
-    (item,) = isolation_byproducts([evidence_file], ["build"])
+    (item,) = isolation_byproducts(
+        evaluate(["build"], {}, ["build"]), evidence_files=[evidence_file]
+    )
     assert item["annotations"]["sources"] == ["declared", "reported"]
     assert item["annotations"]["hermetic"] is True
     assert item["annotations"]["observedIsolation"] is False
@@ -84,7 +87,7 @@ def test_attest_step_probing_itself_in_a_hermetic_pod(tmp_path: Path) -> None:
     """In annotation mode the attest step has no network either: its own probe says so."""
     code = (
         "import json; from attest_step.hermetic.record import isolation_byproducts as b; "
-        "print(json.dumps(b([], [], observe_self_as='attest')))"
+        "print(json.dumps(b([], observe_self_as='attest')))"
     )
     proc = subprocess.run(
         [*_tekton_like(), sys.executable, "-c", code],

@@ -256,10 +256,21 @@ def test_upload_into_an_oci_layout_then_verify_the_image(key: PemKey, work: Path
 def test_require_hermetic_and_policy(key: PemKey, work: Path) -> None:
     plain, hermetic = work / "plain.json", work / "hermetic.json"
     assert attest(key, "--image", IMAGE, "--no-upload", "--output-file", str(plain)).exit_code == 0
+    probe = work / "build-probe.json"
+    probe.write_text(
+        json.dumps(
+            {
+                "mediaType": "application/vnd.attest-step.network-evidence.v1+json",
+                "producer": {"name": "attest-step", "verb": "probe"},
+                "step": "build",
+                "views": [{"observer": "probe", "at": "probe", "interfaces": [{"name": "lo"}]}],
+            }
+        )
+    )
     made = attest(
         key,
         *["--image", IMAGE, "--no-upload", "--output-file", str(hermetic)],
-        *["--declare-hermetic", "build"],
+        *["--declare-hermetic", "build", "--task-step", "build", "--network-evidence", str(probe)],
     )
     assert made.exit_code == 0, made.stderr
     byproducts = payload_of(hermetic)["predicate"]["runDetails"]["byproducts"]

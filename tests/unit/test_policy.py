@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from attest_step.errors import UsageError
+from attest_step.hermetic.declare import Evaluated, parse
 from attest_step.hermetic.record import descriptor, step_record
 from attest_step.policy import evaluate_policy, load_policy, normalize_repo
 
@@ -23,7 +24,8 @@ def _statement(*, hermetic: bool = True, declared: bool = True) -> dict[str, Any
         "contradictions": [] if hermetic else ["interface eth0 is UP [probe]"],
         "record": {"producer": {"verb": "run"}, "command": {"netns": "net:[2]", "exitCode": 0}},
     }
-    isolation = descriptor(step_record("build", declared, [entry]))
+    declarations = [Evaluated(parse("build"), True)] if declared else []
+    isolation = descriptor(step_record("build", declarations, [entry]))
     return {
         "predicateType": "https://slsa.dev/provenance/v1",
         "predicate": {
