@@ -11,7 +11,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
@@ -22,12 +21,6 @@ from tests.fixtures.keys import private_pem
 from tests.fuzz.support import Scratch, assert_cli_contract, fuzz, json_values, run_cli
 
 MEDIA = evidence.EVIDENCE_MEDIA_TYPE
-KNOWN_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="found by this suite on main: a build step's evidence file with views[0].interfaces "
-    "= [1] or rxPackets = 'x' makes contradictions() raise, and attest exit 70 (issue 11 "
-    "section 1, the evidence branch validates records); remove this mark once that is merged",
-)
 interfaces = st.lists(
     st.fixed_dictionaries(
         {"name": st.sampled_from(["lo", "eth0"]) | json_values},
@@ -123,7 +116,6 @@ def _file(tmp: Scratch, data: bytes) -> Path:
     return path
 
 
-@KNOWN_BUG
 @fuzz
 @given(data=files)
 def test_any_evidence_file_loads_or_raises_attest_step_error(data: bytes, scratch: Scratch) -> None:
@@ -146,7 +138,6 @@ def test_records_round_trip(record: dict[str, Any], scratch: Scratch) -> None:
     assert loaded == json.loads(json.dumps(record))
 
 
-@KNOWN_BUG
 @fuzz
 @given(data=files)
 def test_attest_cli_with_any_evidence_file(data: bytes, scratch: Scratch) -> None:

@@ -15,7 +15,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from hypothesis import given
 from hypothesis import strategies as st
@@ -39,13 +38,6 @@ from attest_step.oci.types import (
 )
 from tests.fuzz.support import Scratch, assert_cli_contract, fuzz, json_values, run_cli
 
-KNOWN_BUG = pytest.mark.xfail(
-    strict=True,
-    reason="found by this suite on main: a manifest or index that is not JSON, not an object, "
-    "or has a layer that is not an object or a non-integer size raises ValueError/"
-    "AttributeError/TypeError, so verify exits 70 (issue 11 section 4); remove this mark "
-    "once the manifest hardening is merged",
-)
 IMAGE = parse_image_ref(f"ghcr.io/o/app@sha256:{'d' * 64}")
 DIGEST_TEXT = st.sampled_from([IMAGE.digest, "sha256:" + "0" * 64, "sha256:xyz", "", "md5:00"])
 descriptor_like = st.fixed_dictionaries(
@@ -75,7 +67,6 @@ manifest_like = st.fixed_dictionaries(
 manifest_bytes = manifest_like.map(lambda m: json.dumps(m).encode()) | st.binary(max_size=120)
 
 
-@KNOWN_BUG
 @fuzz
 @given(data=manifest_bytes)
 def test_manifest_layers_parse_or_raise_attest_step_error(data: bytes) -> None:
@@ -128,7 +119,6 @@ def layouts(draw: st.DrawFn) -> tuple[Any, list[bytes]]:
     return index, [*manifests, *blobs]
 
 
-@KNOWN_BUG
 @fuzz
 @given(layout=layouts())
 def test_oci_layout_reads_parse_or_raise_attest_step_error(
@@ -142,7 +132,6 @@ def test_oci_layout_reads_parse_or_raise_attest_step_error(
             read(IMAGE, options)
 
 
-@KNOWN_BUG
 @fuzz
 @given(layout=layouts())
 def test_verify_cli_on_any_oci_layout(layout: tuple[Any, list[bytes]], scratch: Scratch) -> None:

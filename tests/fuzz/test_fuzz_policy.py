@@ -12,7 +12,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
@@ -70,18 +69,12 @@ def test_valid_policies_round_trip(policy: dict[str, Any], as_yaml: bool, scratc
     try:
         loaded = load_policy(_file(scratch, text.encode()))
     except UsageError as err:
-        # an empty policy may be refused (issue 11 asks to treat empty and comment-only alike)
-        assert not policy, err
+        # a policy without rules is refused, like an empty or comment-only file (issue 11)
+        assert not set(policy) - {"apiVersion", "kind"}, err
         return
     assert loaded == policy
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="found by test_valid_policies_round_trip: PyYAML reads a JSON \\ud800\\udc00 escape "
-    "as two lone surrogates, so a JSON policy written with ASCII escapes names another step "
-    "(attest_step/policy.py, issue 11 section 3); remove this mark when JSON is read as JSON",
-)
 def test_json_policy_with_escaped_astral_characters_round_trips(tmp_path: Path) -> None:
     policy = {"hermeticSteps": ["build-\U00010000"]}
     assert load_policy(_file_at(tmp_path, json.dumps(policy).encode())) == policy

@@ -98,6 +98,8 @@ def _probe_args(servers: Servers) -> list[str]:
 
 
 def _run(tmp_path: Path, network: str, inner: list[str]) -> tuple[int, dict[str, Any], Path]:
+    """Exit status, the probe's JSON and the evidence file; stderr goes to ours (shown on
+    failure)."""
     evidence_file = tmp_path / f"{network}.json"
     proc = subprocess.run(
         [
@@ -110,6 +112,7 @@ def _run(tmp_path: Path, network: str, inner: list[str]) -> tuple[int, dict[str,
         timeout=30,
         check=False,
     )
+    sys.stderr.write(proc.stderr)
     return proc.returncode, json.loads(proc.stdout) if proc.stdout.strip() else {}, evidence_file
 
 
