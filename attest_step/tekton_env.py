@@ -32,8 +32,10 @@ ENV_RESOLVED_DEPENDENCIES = "ATTEST_RESOLVED_DEPENDENCIES"  # URI@ALG:HEX, one p
 ENV_BUILDER_ID = "ATTEST_BUILDER_ID"
 ENV_STARTED_ON = "ATTEST_STARTED_ON"
 
-TEKTON_RUN_DIR = Path("/tekton/run")
-"""Exists in every Tekton step container (the entrypoint's per-step state)."""
+TEKTON_STEPS_DIR = Path("/tekton/steps")
+"""Where Tekton's ``prepare`` init container links every step (``step-<name>``), read-only
+in the step containers."""
+MAX_STEP_ENTRIES = 1000
 
 
 @dataclass(frozen=True)
@@ -93,23 +95,25 @@ def read_context(env: Mapping[str, str]) -> TektonContext:
     )
 
 
-def container_start_time(proc: Path = Path("/proc")) -> datetime | None:
-    """When PID 1 of this container started, from ``/proc/1/stat`` and the boot time.
+def steps_prepared_time(steps_dir: Path = TEKTON_STEPS_DIR) -> datetime | None:
+    """When Tekton's init container prepared this TaskRun's steps, or None.
 
-    Tekton starts every step container of the pod at once and makes each wait for the step
-    before it, so in a step container this is when the TaskRun's pod began running its steps.
-    Returns None when /proc cannot be read.
+    The ``prepare`` init container writes one ``step-<name>`` link per step into
+    /tekton/steps before any step starts; the earliest link's own modification time is
+    therefore the start of the TaskRun's steps, in a pod and under an executor that runs
+    Tekton's init container alike. (PID 1's start time is not: under an executor that runs
+    steps as host processes, PID 1 is the host's init.) Reads at most MAX_STEP_ENTRIES.
     """
+    times: list[float] = []
     try:
-        stat = (proc / "1" / "stat").read_text(encoding="ascii")
-        boot = next(
-            int(line.split()[1])
-            for line in (proc / "stat").read_text(encoding="ascii").splitlines()
-            if line.startswith("btime ")
-        )
-        # Field 22 (starttime, clock ticks since boot) counts from after the ")" of comm.
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])
-        hertz = os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration, UnicodeDecodeError):
+        with os.scandir(steps_dir) as entries:
+            for count, entry in enumerate(entries):
+                if count >= MAX_STEP_ENTRIES:
+                    break
+                if entry.name.startswith("step-"):
+                    times.append(entry.stat(follow_symlinks=False).st_mtime)
+    except OSError:
         return None
-    return datetime.fromtimestamp(boot + ticks / hertz, tz=UTC).replace(microsecond=0)
+    if not times:
+        return None
+    return datetime.fromtimestamp(min(times), tz=UTC).replace(microsecond=0)

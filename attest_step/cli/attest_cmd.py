@@ -39,14 +39,14 @@ from attest_step.provenance import (
 )
 from attest_step.tekton_env import (
     ENV_STARTED_ON,
-    TEKTON_RUN_DIR,
     TektonContext,
-    container_start_time,
     read_context,
+    steps_prepared_time,
 )
 
-ARTIFACT_OUTPUTS_RESULT = "ATTESTATION_ARTIFACT_OUTPUTS"
-"""Tekton result (Chains type hint ``*ARTIFACT_OUTPUTS``) naming the stored attestation."""
+ATTESTATION_RESULT = "ATTESTATION"
+"""Tekton result ``{uri, digest}`` naming the stored attestation. Deliberately no Chains type
+hint (no ``*ARTIFACT_OUTPUTS`` suffix): Chains would try to store and sign it as a subject."""
 
 _PATH = click.Path(path_type=Path)
 
@@ -93,9 +93,7 @@ def _started_on(flag: str | None, ctx: TektonContext) -> datetime | None:
         return parse_time(flag, what="--started-on")
     if ctx.started_on is not None:
         return parse_time(ctx.started_on, what=ENV_STARTED_ON)
-    if TEKTON_RUN_DIR.is_dir():
-        return container_start_time()
-    return None
+    return steps_prepared_time()
 
 
 def _write_atomically(path: Path, data: bytes, what: str) -> None:
@@ -141,24 +139,34 @@ def _upload(
     return records
 
 
-def _stored_uri(records: Sequence[dict[str, Any]], output_file: Path | None) -> str | None:
-    """Where the attestation is stored, immutably when possible.
+def _stored_ref(
+    records: Sequence[dict[str, Any]], output_file: Path | None, envelope_digest: str
+) -> dict[str, str] | None:
+    """Where the attestation is stored, as ``{uri, digest}``.
 
-    A registry upload gives ``REPOSITORY@<manifest digest>`` (the Sigstore bundle's manifest
-    first, else the ``.att`` manifest); an OCI layout gives its location; else the output file.
+    A registry upload gives the bare repository and the digest of the manifest holding the
+    envelope (the Sigstore bundle's manifest first, else the ``.att`` manifest), so
+    ``uri@digest`` is an immutable reference. An OCI layout's bundle gives the layout and
+    that manifest's digest the same way. Otherwise ``uri`` is the location (the layout's
+    ``.att`` tag, else the output file's absolute path) and ``digest`` the envelope's own.
     """
     for layout in ("bundle", "tag"):
         for record in records:
             digest = record.get("manifestDigest")
             image = record.get("image")
             if record.get("layout") == layout and isinstance(digest, str) and image:
-                return f"{str(image).split('@', 1)[0]}@{digest}"
+                return {"uri": str(image).split("@", 1)[0], "digest": digest}
+    for record in records:
+        location = record.get("location")
+        if isinstance(location, str) and "@sha256:" in location:
+            uri, digest = location.rsplit("@", 1)
+            return {"uri": uri, "digest": digest}
     for record in records:
         location = record.get("location")
         if isinstance(location, str) and location:
-            return location
+            return {"uri": location, "digest": envelope_digest}
     if output_file is not None:
-        return str(output_file.resolve())
+        return {"uri": str(output_file.resolve()), "digest": envelope_digest}
     return None
 
 
@@ -255,12 +263,12 @@ def _stored_uri(records: Sequence[dict[str, Any]], output_file: Path | None) -> 
 @click.option(
     "--results-dir",
     type=_PATH,
-    help=f"Tekton results directory: write the {ARTIFACT_OUTPUTS_RESULT} result there.",
+    help=f"Tekton results directory: write the {ATTESTATION_RESULT} result there.",
 )
 @click.option(
-    "--artifact-outputs-result",
+    "--attestation-result",
     type=_PATH,
-    help=f"Path of the {ARTIFACT_OUTPUTS_RESULT} result file, e.g. $(step.results.X.path).",
+    help=f"Path of the {ATTESTATION_RESULT} result file, e.g. $(step.results.X.path).",
 )
 @registry_options
 @output_option
@@ -289,7 +297,7 @@ def attest_command(
     no_upload: bool,
     spool_dir: Path | None,
     results_dir: Path | None,
-    artifact_outputs_result: Path | None,
+    attestation_result: Path | None,
     registry: RegistryOptions,
     output: str,
 ) -> None:
@@ -300,9 +308,9 @@ def attest_command(
     Flags win over the environment; docs/provenance.md lists every variable.
     """
     ctx = read_context(os.environ)
-    result_paths = [p for p in (artifact_outputs_result,) if p is not None]
+    result_paths = [p for p in (attestation_result,) if p is not None]
     if results_dir is not None:
-        result_paths.append(results_dir / ARTIFACT_OUTPUTS_RESULT)
+        result_paths.append(results_dir / ATTESTATION_RESULT)
 
     # Cheap checks of every input first, so a usage error never waits for hashing or a key.
     refs = _image_refs(ctx, images)
@@ -313,7 +321,7 @@ def attest_command(
             subject_list([])
     if result_paths and output_file is None and (not refs or no_upload):
         raise UsageError(
-            f"the {ARTIFACT_OUTPUTS_RESULT} result needs a stored attestation; "
+            f"the {ATTESTATION_RESULT} result needs a stored attestation; "
             "give --output-file or upload it with --image"
         )
     file_params = load_params_file(params_file) if params_file is not None else {}
@@ -389,18 +397,17 @@ def attest_command(
     elif refs and spool_dir is not None:
         _spool(spool_dir, envelope_bytes, refs, signer.public_key_pem())
 
-    artifact_outputs: dict[str, str] | None = None
+    attestation_ref: dict[str, str] | None = None
     if result_paths:
-        uri = _stored_uri(uploads, output_file)
-        if uri is None:
+        attestation_ref = _stored_ref(uploads, output_file, envelope_digest)
+        if attestation_ref is None:
             raise UsageError(
-                f"the {ARTIFACT_OUTPUTS_RESULT} result needs a stored attestation; "
+                f"the {ATTESTATION_RESULT} result needs a stored attestation; "
                 "give --output-file or upload it with --image"
             )
-        artifact_outputs = {"uri": uri, "digest": envelope_digest}
         for path in result_paths:
             _write_atomically(
-                path, json.dumps(artifact_outputs, separators=(",", ":")).encode(), "result"
+                path, json.dumps(attestation_ref, separators=(",", ":")).encode(), "result"
             )
 
     stored = output_file is not None or bool(uploads)
@@ -411,7 +418,7 @@ def attest_command(
             "envelopeDigest": envelope_digest,
             "outputFile": str(output_file) if output_file is not None else None,
             "uploads": uploads,
-            "artifactOutputs": artifact_outputs,
+            "attestation": attestation_ref,
         }
         if not stored:
             summary["envelope"] = envelope

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -180,9 +181,18 @@ def test_hermetic_build_provenance_records_isolation_and_params(
     tmp_path: Path,
     server: Server,
 ) -> None:
+    before = datetime.now(UTC).replace(microsecond=0)
     outcome, source = run_build(tmp_path, BUILD, server.port, "tekton")
+    after = datetime.now(UTC)
     assert outcome.succeeded, outcome.message
     statement = statement_of(source, require_hermetic=True)
+    # startedOn from Tekton's prepared steps, not the host's PID 1 (issue 14, D2)
+    metadata = statement["predicate"]["runDetails"]["metadata"]
+    started, finished = (
+        datetime.strptime(metadata[k], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        for k in ("startedOn", "finishedOn")
+    )
+    assert before <= started <= finished <= after, (metadata, before, after)
     annotations, record = isolation_record(statement, "build")
     assert annotations["hermetic"] is True and annotations["declared"] is True
     assert annotations["sources"] == ["declared", "reported"]

@@ -209,24 +209,23 @@ def test_without_output_file_the_envelope_goes_to_stdout(key: PemKey, work: Path
 
 def test_results_name_the_stored_attestation(key: PemKey, work: Path) -> None:
     envelope = work / "att.json"
-    step_result = work / "step-results" / "ATTESTATION_ARTIFACT_OUTPUTS"
+    step_result = work / "step-results" / "ATTESTATION"
     result = attest(
         key,
         *["--subject-path", str(work / "out"), "--output-file", str(envelope)],
-        *["--results-dir", str(work / "results"), "--artifact-outputs-result", str(step_result)],
+        *["--results-dir", str(work / "results"), "--attestation-result", str(step_result)],
         "--output",
         "json",
     )
     assert result.exit_code == 0, result.stderr
     digest = "sha256:" + hashlib.sha256(envelope.read_bytes()).hexdigest()
-    for path in (work / "results" / "ATTESTATION_ARTIFACT_OUTPUTS", step_result):
+    for path in (work / "results" / "ATTESTATION", step_result):
         value = json.loads(path.read_bytes())
         assert value == {"uri": str(envelope.resolve()), "digest": digest}
-        # Chains' rules: an object result with string uri and <alg>:<hex> digest.
         assert re.fullmatch(r"sha256:[0-9a-f]{64}", value["digest"])
     summary = json.loads(result.stdout)
     assert summary["envelopeDigest"] == digest
-    assert summary["artifactOutputs"] == {"uri": str(envelope.resolve()), "digest": digest}
+    assert summary["attestation"] == {"uri": str(envelope.resolve()), "digest": digest}
 
 
 def test_upload_into_an_oci_layout_then_verify_the_image(key: PemKey, work: Path) -> None:
@@ -241,7 +240,7 @@ def test_upload_into_an_oci_layout_then_verify_the_image(key: PemKey, work: Path
     summary = json.loads(result.stdout)
     assert [u["kind"] for u in summary["uploads"]] == ["attestation"]
     assert "envelope" not in summary
-    outputs = json.loads((work / "results" / "ATTESTATION_ARTIFACT_OUTPUTS").read_bytes())
+    outputs = json.loads((work / "results" / "ATTESTATION").read_bytes())
     assert outputs["uri"] == summary["uploads"][0]["location"]
     spooled = list(spool.glob("*.dsse.json"))
     assert len(spooled) == 1

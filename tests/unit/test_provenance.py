@@ -36,7 +36,7 @@ from attest_step.provenance import (
     serialize_statement,
 )
 from attest_step.statement import parse_statement
-from attest_step.tekton_env import container_start_time, read_context
+from attest_step.tekton_env import read_context, steps_prepared_time
 from attest_step.verify import check_slsa_v1_predicate
 
 HEX_A = "a" * 64
@@ -364,23 +364,22 @@ def test_read_context_treats_empty_values_as_unset() -> None:
     assert ctx.image_url is None
 
 
-def test_container_start_time_from_a_proc_tree(tmp_path: Path) -> None:
-    hertz = os.sysconf("SC_CLK_TCK")
-    (tmp_path / "1").mkdir()
-    # comm may hold spaces and parentheses; fields are counted after the last ")".
-    fields = ["S"] + ["0"] * 18 + [str(120 * hertz)] + ["0"] * 10
-    (tmp_path / "1" / "stat").write_text(f"1 (entry (point) x) {' '.join(fields)}\n")
-    (tmp_path / "stat").write_text("cpu 1 2 3\nbtime 1714564800\nprocesses 9\n")
-    assert container_start_time(tmp_path) == datetime(2024, 5, 1, 12, 2, tzinfo=UTC)
-    assert container_start_time(tmp_path / "missing") is None
-    (tmp_path / "stat").write_text("cpu 1 2 3\n")
-    assert container_start_time(tmp_path) is None
+def test_steps_prepared_time_is_the_earliest_step_link(tmp_path: Path) -> None:
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    for name, when in (("step-build", 1714564900), ("step-attest", 1714564930)):
+        (steps / name).symlink_to(f"/tekton/run/{name}/status")  # dangling, as in a pod
+        os.utime(steps / name, (when, when), follow_symlinks=False)
+    (steps / "other").write_text("")
+    os.utime(steps / "other", (1000, 1000))  # not a step link: ignored
+    assert steps_prepared_time(steps) == datetime(2024, 5, 1, 12, 1, 40, tzinfo=UTC)
 
 
-def test_container_start_time_on_this_machine_is_in_the_past() -> None:
-    started = container_start_time()
-    assert started is not None
-    assert started <= datetime.now(UTC)
+def test_steps_prepared_time_is_none_without_step_links(tmp_path: Path) -> None:
+    assert steps_prepared_time(tmp_path / "missing") is None
+    assert steps_prepared_time(tmp_path) is None
+    (tmp_path / "file").write_text("")
+    assert steps_prepared_time(tmp_path / "file") is None
 
 
 @pytest.mark.parametrize(
