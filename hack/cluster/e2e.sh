@@ -8,13 +8,7 @@ root="$(cd "$here/../.." && pwd)"
 t0=$(date +%s)
 if ! "$here/up.sh"; then "$here/down.sh"; exit 1; fi
 echo "e2e-cluster: up in $(($(date +%s) - t0)) s"
-# Written after the last full run and not yet run to completion on the real cluster (docs/e2e.md):
-# the tkn user flow with Chains side by side, isolation seen from the node, bundles/resolvers.
-extra=()
-if [ "${ATTEST_CLUSTER_EXTRA:-0}" != 1 ]; then
-  for t in test_user_flow test_isolation test_bundles; do extra+=("--ignore=$root/tests/cluster/$t.py"); done
-fi
-"$root/.venv/bin/pytest" -n 0 -p no:cacheprovider "${extra[@]}" "$root/tests/cluster" "$@"
+"$root/.venv/bin/pytest" -n 0 -p no:cacheprovider "$root/tests/cluster" "$@"
 status=$?
 "$here/down.sh" || status=1
 exit "$status"

@@ -14,6 +14,12 @@ case "$name" in
     mkdir -p "$dest/resolvers"
     cp "$src"/resolvers/*.yaml "$dest/resolvers/"
     chmod -R u+w "$dest"
+    # Upstream runs the resolvers under /sbin/tini from its tini-git base image, which cannot be
+    # pulled here; ko builds them onto the local static base, so run the binary itself. The
+    # bundles and cluster resolvers need neither tini nor git (docs/e2e.md).
+    sed -i -E '/^ *- \/sbin\/tini$/{N;s#^ *- /sbin/tini\n *- --$#__DROPPED__#}' "$dest/resolvers/resolvers-deployment.yaml"
+    sed -i '/__DROPPED__/d' "$dest/resolvers/resolvers-deployment.yaml"
+    ! grep -q /sbin/tini "$dest/resolvers/resolvers-deployment.yaml"
     # Script steps' init container uses -shell-image; point it at the local shell image.
     sed -i -E "s#\"-shell-image\", \"[^\"]+\"#\"-shell-image\", \"$REG/base/shell:2\"#" "$dest/controller.yaml"
     grep -q "$REG/base/shell:2" "$dest/controller.yaml"

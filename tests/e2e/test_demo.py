@@ -3,8 +3,10 @@ every verification (attest-step and real cosign) passes, the summary says what i
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib.util
+import json
 import os
 import re
 import subprocess
@@ -78,6 +80,16 @@ def test_demo_runs_both_pipelines_and_verifies(built: None, tmp_path: Path) -> N
     assert re.search(r"\$ cosign verify --key \S+cosign.pub --insecure-ignore-tlog", summary)
     assert "$ cosign verify-attestation --key" in summary
     assert (out / "run.log").stat().st_size > 0
+    # The PipelineRun's context reaches the attest step through its TaskRun's labels
+    # (issue 14, D3): a Task cannot see $(context.pipelineRun.*).
+    envelope = json.loads(
+        (out / "hermetic-workspace" / ".attest" / "provenance.dsse.json").read_bytes()
+    )
+    predicate = json.loads(base64.b64decode(envelope["payload"]))["predicate"]
+    build = predicate["buildDefinition"]
+    assert build["externalParameters"]["pipeline"] == {"name": "hermetic-build"}
+    pipeline_run = build["internalParameters"]["tekton"]["pipelineRun"]
+    assert pipeline_run["name"] and pipeline_run["uid"], pipeline_run
 
 
 def test_demo_check_reports_a_failed_verification(tmp_path: Path) -> None:

@@ -193,6 +193,10 @@ def test_hermetic_build_provenance_records_isolation_and_params(
         for k in ("startedOn", "finishedOn")
     )
     assert before <= started <= finished <= after, (metadata, before, after)
+    # A TaskRun of its own has no PipelineRun labels: nothing recorded, nothing invented.
+    build = statement["predicate"]["buildDefinition"]
+    assert "pipeline" not in build["externalParameters"]
+    assert "pipelineRun" not in build["internalParameters"]["tekton"]
     annotations, record = isolation_record(statement, "build")
     assert annotations["hermetic"] is True and annotations["declared"] is True
     assert annotations["sources"] == ["declared", "reported"]

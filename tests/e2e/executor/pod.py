@@ -20,6 +20,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -278,9 +279,25 @@ class PodRunner:
                     f"container {container['name']!r}: env {item['name']}: "
                     f"{ref['name']}/{ref['key']} not found"
                 )
+        if "fieldRef" in src:
+            return self._field(container, item["name"], src["fieldRef"].get("fieldPath", ""))
         raise PodError(
             f"container {container['name']!r}: env {item['name']}: valueFrom {sorted(src)} "
             "is not supported locally"
+        )
+
+    def _field(self, container: dict[str, Any], name: str, path: str) -> str:
+        """The downward API's env fields the catalog uses: the pod's name, namespace, uid and
+        labels (a label the pod does not carry is empty, as the kubelet makes it)."""
+        meta = self.pod["metadata"]
+        if path in ("metadata.name", "metadata.namespace", "metadata.uid"):
+            return str(meta.get(path.split(".", 1)[1], ""))
+        match = re.fullmatch(r"metadata\.labels\['([^']+)'\]", path)
+        if match:
+            return str((meta.get("labels") or {}).get(match.group(1), ""))
+        raise PodError(
+            f"container {container['name']!r}: env {name}: fieldRef {path!r} is not supported "
+            "locally"
         )
 
     def _run(self, container: dict[str, Any], index: int) -> ContainerResult:
