@@ -91,7 +91,8 @@ class ReferrerResult:
     fallback_tag: str | None  # the tag-schema index maintained, if any
 
 
-def _index_bytes(manifests: list[dict[str, Any]]) -> bytes:
+def index_bytes(manifests: list[dict[str, Any]]) -> bytes:
+    """An OCI image index of ``manifests``: the referrers fallback (``sha256-HEX``) document."""
     return compact_json({"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": manifests})
 
 
@@ -251,7 +252,7 @@ def _add_to_fallback_index(
         present = {str(e.get("digest")) for e in entries}
         restored = [e for d, e in seen.items() if d not in present and d != entry["digest"]]
         mine = [] if entry["digest"] in present else [entry]
-        return _index_bytes([*entries, *restored, *mine])
+        return index_bytes([*entries, *restored, *mine])
 
     update = Update(build, complete, INDEX_TYPE, "the referrers index")
     read_modify_write(client, repository, tag, update, rand=rand, sleep=sleep, first=first)

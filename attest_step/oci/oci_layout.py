@@ -28,7 +28,7 @@ from typing import Any
 from attest_step.errors import AttestStepError, RegistryError
 from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
-from attest_step.oci.bundle_layout import bundle_bytes, referrer_manifest
+from attest_step.oci.bundle_layout import bundle_bytes, index_bytes, referrer_manifest
 from attest_step.oci.documents import check_content, index_entries, json_object, parse_manifest
 from attest_step.oci.options import DEFAULT_MAX_BLOB_BYTES
 from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants_tag
@@ -242,7 +242,37 @@ def _add_bundle(
             },
         }
     )
+    _refresh_fallback_index(layout, entries, image.digest)
     return digest, "pushed"
+
+
+def _refresh_fallback_index(layout: _Layout, entries: list[dict[str, Any]], subject: str) -> None:
+    """Keep the referrers fallback index ``sha256-HEX`` of ``subject`` listing every referrer
+    the layout holds for it, as a registry without the referrers API has it (cosign and
+    regctl's ``ocidir://`` look there)."""
+    referrers = [
+        {
+            "mediaType": e["mediaType"],
+            "digest": e["digest"],
+            "size": e["size"],
+            "artifactType": e["artifactType"],
+            "annotations": {k: v for k, v in (e.get("annotations") or {}).items() if k != REF_NAME},
+        }
+        for e in entries
+        if e.get("subject", {}).get("digest") == subject and e.get("artifactType")
+    ]
+    data = index_bytes(referrers)
+    layout.put(data)
+    tag = tag_for(subject)
+    entries[:] = [e for e in entries if (e.get("annotations") or {}).get(REF_NAME) != tag]
+    entries.append(
+        {
+            "mediaType": INDEX_TYPE,
+            "digest": sha256_digest(data),
+            "size": len(data),
+            "annotations": {REF_NAME: tag},
+        }
+    )
 
 
 def write_items(root: Path, items: list[SpoolItem], layout_choice: str) -> list[dict[str, Any]]:

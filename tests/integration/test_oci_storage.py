@@ -4,6 +4,7 @@ idempotent pushes, fetch in both layouts, signature verification, OCI layout dir
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -238,10 +239,25 @@ def test_oci_layout_target_is_read_by_skopeo_and_fetch(tmp_path: Path, p256_sign
     assert kinds == [
         "",
         "",
+        "",
         "dev.cosignproject.cosign/atts",
         "dev.cosignproject.cosign/image",
         "dev.cosignproject.cosign/sigs",
     ]
+    # The referrers fallback index sha256-HEX lists both bundles, as a registry without the
+    # referrers API has it (regctl's ocidir:// lists referrers only from there; issue 14).
+    fallback = [
+        m
+        for m in index["manifests"]
+        if m["annotations"].get("org.opencontainers.image.ref.name") == f"sha256-{image.hex}"
+    ]
+    assert [m["mediaType"] for m in fallback] == ["application/vnd.oci.image.index.v1+json"]
+    listed = json.loads((layout / "blobs" / "sha256" / fallback[0]["digest"][7:]).read_bytes())
+    bundles = [m for m in index["manifests"] if m.get("artifactType")]
+    assert sorted(m["digest"] for m in listed["manifests"]) == sorted(m["digest"] for m in bundles)
+    assert all(
+        "org.opencontainers.image.ref.name" not in m["annotations"] for m in listed["manifests"]
+    )
     skopeo = require_tool("skopeo", hint="apt-get install skopeo")
     out = subprocess.run(
         [str(skopeo), "inspect", "--raw", f"oci:{layout}:sha256-{ref.hex}.att"],
@@ -253,3 +269,28 @@ def test_oci_layout_target_is_read_by_skopeo_and_fetch(tmp_path: Path, p256_sign
     assert (
         json.loads(out.stdout)["layers"][0]["mediaType"] == "application/vnd.dsse.envelope.v1+json"
     )
+
+
+def test_regctl_lists_the_referrers_of_an_oci_layout(tmp_path: Path, p256_signer: Signer) -> None:
+    """regctl's ``ocidir://`` finds referrers only through the ``sha256-HEX`` fallback index
+    (issue 14): before it was written, ``regctl artifact list`` was empty on our layouts."""
+    regctl = require_tool("regctl")
+    signer, _ = p256_signer
+    image = build_image(label="regctl")
+    layout = write_oci_layout(tmp_path / "layout", image)
+    ref = parse_image_ref(f"example.com/app@{image.digest}")
+    target = opts("bundle", oci_layout_dir=str(layout))
+    sign_image(ref, signer, {}, out_dir=tmp_path / "s1", registry=target)
+    push_spool(spool_attestation(tmp_path / "s2", ref, signer), target)
+    proc = subprocess.run(
+        [str(regctl), "artifact", "list", "--format", "{{json .}}", f"ocidir://{layout}:latest"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "HOME": str(tmp_path)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    listed = json.loads(proc.stdout)["descriptors"]
+    assert len(listed) == 2, listed
+    assert {m["artifactType"] for m in listed} == {"application/vnd.dev.sigstore.bundle.v0.3+json"}
