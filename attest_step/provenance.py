@@ -75,12 +75,27 @@ def check_builder_id(value: str, *, what: str = "--builder-id") -> str:
     return value
 
 
-def parse_param(text: str, *, what: str = "--param") -> tuple[str, str]:
-    """Split ``NAME=VALUE`` (the value may contain ``=`` or be empty)."""
+ARRAY_SUFFIX = "[]"
+"""``--param NAME[]=VALUE`` appends to the array param NAME; ``--param NAME[]`` declares it."""
+
+
+def parse_param(text: str, *, what: str = "--param") -> tuple[str, str | None]:
+    """Split ``NAME=VALUE`` (the value may contain ``=`` or be empty).
+
+    ``NAME[]=VALUE`` is an item of the array param NAME and ``NAME[]`` alone declares NAME an
+    array (so that an empty array is recorded too): the name comes back with its ``[]`` and,
+    for the declaration, the value None.
+    """
     name, sep, value = text.partition("=")
-    check_param_name(name, what=what)
+    bare = name.removesuffix(ARRAY_SUFFIX)
+    check_param_name(bare, what=what)
     if not sep:
-        raise UsageError(f"{what}: {_shown(text)} has no '='; give it as NAME=VALUE")
+        if bare != name:
+            return name, None
+        raise UsageError(
+            f"{what}: {_shown(text)} has no '='; give it as NAME=VALUE (or NAME[]=ITEM for an "
+            "array)"
+        )
     return name, value
 
 
@@ -128,23 +143,32 @@ def load_params_file(path: Path) -> dict[str, ParamValue]:
 def merge_params(
     env_params: Mapping[str, str],
     file_params: Mapping[str, ParamValue],
-    flag_params: Sequence[tuple[str, str]],
+    flag_params: Sequence[tuple[str, str | None]],
 ) -> dict[str, ParamValue]:
     """Params from env, then the params file, then ``--param`` flags; later sources win.
 
-    The same name twice among ``--param`` flags is a UsageError.
+    The same string param twice among ``--param`` flags is a UsageError, and so is a name
+    given both as a string and as an array (``NAME[]``); array items keep their order.
     """
     merged: dict[str, ParamValue] = {}
     for name, value in env_params.items():
         check_param_name(name, what=f"environment variable ATTEST_PARAM_{name}")
         merged[name] = value
     merged.update(file_params)
-    seen: set[str] = set()
-    for name, value in flag_params:
-        if name in seen:
-            raise UsageError(f"--param: {name!r} is given twice; give each param once")
-        seen.add(name)
-        merged[name] = value
+    strings: set[str] = set()
+    arrays: dict[str, list[str]] = {}
+    for flag_name, flag_value in flag_params:
+        bare = flag_name.removesuffix(ARRAY_SUFFIX)
+        if bare in strings or (bare == flag_name and bare in arrays):
+            raise UsageError(f"--param: {bare!r} is given twice; give each param once")
+        if bare == flag_name:
+            strings.add(bare)
+            merged[bare] = flag_value or ""
+            continue
+        items = arrays.setdefault(bare, [])
+        if flag_value is not None:
+            items.append(flag_value)
+        merged[bare] = items
     return dict(sorted(merged.items()))
 
 

@@ -287,6 +287,22 @@ def test_parse_param() -> None:
             parse_param(bad)
 
 
+def test_array_params_from_flags() -> None:
+    """kaniko-chains' EXTRA_ARGS (an array) reaches externalParameters (issue 14)."""
+    assert parse_param("EXTRA_ARGS[]=--insecure") == ("EXTRA_ARGS[]", "--insecure")
+    assert parse_param("EXTRA_ARGS[]") == ("EXTRA_ARGS[]", None)
+    assert parse_param("EXTRA_ARGS[]=") == ("EXTRA_ARGS[]", "")
+    flags = ["EXTRA_ARGS[]", "EXTRA_ARGS[]=--insecure", "IMAGE=x", "EXTRA_ARGS[]=a=b"]
+    merged = merge_params({}, {}, [parse_param(f) for f in flags])
+    assert merged == {"EXTRA_ARGS": ["--insecure", "a=b"], "IMAGE": "x"}
+    assert merge_params({}, {}, [parse_param("EMPTY[]")]) == {"EMPTY": []}
+    for clash in (["A=1", "A[]=x"], ["A[]=x", "A=1"]):
+        with pytest.raises(UsageError, match="given twice"):
+            merge_params({}, {}, [parse_param(f) for f in clash])
+    with pytest.raises(UsageError, match="not a Tekton"):
+        parse_param("[]=x")
+
+
 def test_params_precedence_env_then_file_then_flags() -> None:
     merged = merge_params(
         {"a": "env", "b": "env", "c": "env"},
