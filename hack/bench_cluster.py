@@ -1,8 +1,8 @@
 """`make bench` section ``cluster``: signature latency, attest-step in the pod vs Tekton Chains.
 
 Opt-in (``ATTEST_BENCH_CLUSTER=1``) and needs the real-cluster tier running (``make
-cluster-up``, root); otherwise the section says so and measures nothing. Not yet run on the
-cluster (docs/e2e.md). For each of N kaniko-chains TaskRuns (default 10; 3 with ``--quick``),
+cluster-up``, root); otherwise the section says so and measures nothing. Figures: docs/e2e.md.
+For each of N kaniko-chains TaskRuns (default 10; 3 with ``--quick``),
 each pushing to its own repository so nothing else writes there, a poller reads the
 repository's cosign tags (``sha256-<digest>.sig`` / ``.att``) every 0.2 s and records when the
 first and the second layer appear. The first is attest-step's (written by the attest step,

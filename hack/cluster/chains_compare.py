@@ -142,12 +142,31 @@ def verdict(field: str, ours: Json, theirs: Json) -> str:
     return "differs"
 
 
+HERE = Path(__file__).resolve().parent
+PINS = {"Tekton Pipelines": ("tekton", "pipeline"), "Tekton Chains": ("chains", "chains")}
+
+
+def pinned(component: str) -> str | None:
+    """The version hack/cluster/<dir>/go.mod pins (a ko build carries no version label)."""
+    directory, module = PINS[component]
+    for line in (HERE / directory / "go.mod").read_text().splitlines():
+        words = line.split()
+        if words[:2] == ["require", f"github.com/tektoncd/{module}"]:
+            return words[2]
+    return None
+
+
 def render(results: Path) -> str:
     ours = json.loads((results / "ours-statement.json").read_text())
     theirs = json.loads((results / "chains-statement.json").read_text())
     run = json.loads((results / "kaniko-taskrun.json").read_text())
     versions_path = results / "versions.json"
     versions = json.loads(versions_path.read_text()) if versions_path.exists() else {}
+    for component in PINS:
+        pin = pinned(component)
+        if pin is not None:
+            label = versions.get(component, "?")
+            versions[component] = f"{pin} (pinned; the deployment's version label: {label})"
     status = run.get("status", {})
     steps = {s.get("name"): s.get("terminated", {}) for s in status.get("steps") or []}
     lines = [
