@@ -2,7 +2,8 @@
 # Install what the tests need, idempotently:
 #  - Debian packages (when missing): docker-registry, shellcheck, yamllint, softhsm2, iproute2,
 #    and for the step image mmdebstrap, umoci, podman, runc, python3-pip (the host's Debian pip)
-#  - pinned Go tools into .tools/bin: cosign v3 (and v2 when it builds), regctl (OCI layout interop)
+#  - pinned Go tools into .tools/bin: cosign v3 (and v2 when it builds), regctl (OCI layout interop),
+#    opa (the Rego policies in policy/)
 # Run by `make test` and `.ci/run`. Safe to run again; it only installs what is missing.
 set -euo pipefail
 
@@ -11,6 +12,7 @@ TOOLS_BIN="${TOOLS_BIN:-$PWD/.tools/bin}"
 COSIGN_V3_VERSION="${COSIGN_V3_VERSION:-v3.1.3}"
 COSIGN_V2_VERSION="${COSIGN_V2_VERSION:-v2.6.5}"
 REGCTL_VERSION="${REGCTL_VERSION:-v0.11.7}"
+OPA_VERSION="${OPA_VERSION:-v1.22.4}"
 mkdir -p "$TOOLS_BIN"
 
 log() { printf 'install-tools: %s\n' "$*" >&2; }
@@ -68,6 +70,8 @@ install_go_tool() {
 
 install_go_tool cosign github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_V3_VERSION"
 install_go_tool regctl github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION"
+# opa's main package is its module root: go install names the binary "opa", the basename
+install_go_tool opa github.com/open-policy-agent/opa "$OPA_VERSION"
 if [ "${INSTALL_COSIGN_V2:-1}" = 1 ]; then
   install_go_tool cosign-v2 github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_V2_VERSION" ||
     log "cosign $COSIGN_V2_VERSION did not build; v2 interop tests will say so"
