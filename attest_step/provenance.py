@@ -202,12 +202,17 @@ def parse_dependency(text: str, *, what: str = "--resolved-dependency") -> dict[
     return {"uri": uri, "digest": {alg: hexpart}}
 
 
+GIT_SOURCE_NAME = "inputs/result"
+
+
 def git_dependency(
     url: str, commit: str, *, what: str = "--git-url/--git-commit"
 ) -> dict[str, Any]:
     """The source as Tekton Chains records ``CHAINS-GIT_URL``/``CHAINS-GIT_COMMIT``.
 
-    ``uri`` is ``git+<url>`` ending in ``.git``; ``digest`` is ``{"sha1": <commit>}``.
+    ``uri`` is ``git+<url>`` ending in ``.git``; ``digest`` is ``{"sha1": <commit>}``;
+    ``name`` is ``inputs/result``, the name Chains gives the source in SLSA v1.0, which
+    policies written for Chains look up.
     """
     base = url.strip()
     sha = commit.strip().lower()
@@ -221,7 +226,7 @@ def git_dependency(
         base = f"git+{base}"
     if not base.endswith(".git"):
         base = f"{base}.git"
-    return {"uri": base, "digest": {"sha1": sha}}
+    return {"name": GIT_SOURCE_NAME, "uri": base, "digest": {"sha1": sha}}
 
 
 def dedupe_descriptors(items: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:

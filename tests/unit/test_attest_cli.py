@@ -142,7 +142,11 @@ def test_tekton_environment_reaches_the_provenance(key: PemKey, work: Path) -> N
         }
     }
     assert definition["resolvedDependencies"] == [
-        {"uri": "git+https://github.com/o/app.git", "digest": {"sha1": "1" * 40}},
+        {
+            "name": "inputs/result",
+            "uri": "git+https://github.com/o/app.git",
+            "digest": {"sha1": "1" * 40},
+        },
         {"uri": "oci://ghcr.io/o/base", "digest": {"sha256": "b" * 64}},
     ]
     assert statement["predicate"]["runDetails"]["metadata"] == {
@@ -182,7 +186,11 @@ def test_flags_win_over_the_environment(key: PemKey, work: Path) -> None:
         "z": ["a", "b"],
     }
     assert predicate["buildDefinition"]["resolvedDependencies"] == [
-        {"uri": "git+https://github.com/flag/repo.git", "digest": {"sha1": "2" * 40}},
+        {
+            "name": "inputs/result",
+            "uri": "git+https://github.com/flag/repo.git",
+            "digest": {"sha1": "2" * 40},
+        },
         {"uri": "https://example.com/tool.tgz", "digest": {"sha512": "d" * 128}},
     ]
     details = predicate["runDetails"]

@@ -114,7 +114,11 @@ def test_predicate_fields_land_where_the_build_type_says() -> None:
         "hashing": {"dirDigest": False, "excludes": ["*.tmp"]},
     }
     assert definition["resolvedDependencies"] == [
-        {"uri": "git+https://github.com/o/app.git", "digest": {"sha1": "0" * 40}},
+        {
+            "name": "inputs/result",
+            "uri": "git+https://github.com/o/app.git",
+            "digest": {"sha1": "0" * 40},
+        },
         {"uri": "oci://ghcr.io/o/base", "digest": {"sha256": "b" * 64}},
     ]
     details = predicate["runDetails"]
@@ -202,7 +206,11 @@ def test_serialized_payload_is_compact_sorted_utf8_and_parses_back() -> None:
 )
 def test_git_dependency_follows_chains(url: str, expected: str) -> None:
     commit = "ABCDEF0123456789abcdef0123456789abcdef01"
-    assert git_dependency(url, commit) == {"uri": expected, "digest": {"sha1": commit.lower()}}
+    assert git_dependency(url, commit) == {
+        "name": "inputs/result",
+        "uri": expected,
+        "digest": {"sha1": commit.lower()},
+    }
 
 
 @pytest.mark.parametrize(
@@ -233,7 +241,10 @@ def test_git_dependency_rejects_bad_input(url: str, commit: str, message: str) -
         ),
         (
             "git+https://github.com/o/r.git@sha1:" + "1" * 40,
-            {"uri": "git+https://github.com/o/r.git", "digest": {"sha1": "1" * 40}},
+            {
+                "uri": "git+https://github.com/o/r.git",
+                "digest": {"sha1": "1" * 40},
+            },
         ),
         (
             "oci://ghcr.io/o/step@sha256:" + HEX_A,
