@@ -159,14 +159,18 @@ def parse_time(text: str) -> float:
     return dt.datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
 
 
-def one_run(c: Cluster, n: int) -> dict[str, Any]:
+def one_run(c: Cluster, n: int, token: str) -> dict[str, Any]:
     name = f"latency-{n}"
-    repo = f"bench/latency-{n}"
+    # A repository and an image of this bench run alone: the registry outlives the cluster,
+    # and tags left by an earlier run would be seen at once (negative latencies).
+    repo = f"bench/latency-{token}-{n}"
+    if (get_json(f"http://{REGISTRY}/v2/{repo}/tags/list") or {}).get("tags"):
+        return {"run": name, "complete": False, "fresh": False}
     seen: dict[str, float] = {}
     run = taskrun(name, {"name": "kaniko-chains"}, [
         {"name": "IMAGE", "value": f"{REGISTRY}/{repo}:latest"},
         {"name": "EXTRA_ARGS",
-         "value": ["--insecure", "--skip-tls-verify", f"--label=bench-run={n}"]},
+         "value": ["--insecure", "--skip-tls-verify", f"--label=bench-run={token}-{n}"]},
         {"name": "ALLOW_INSECURE_REGISTRY", "value": "true"}],
         [{"name": "source", "persistentVolumeClaim": {"claimName": "source"}}])  # fmt: skip
     c.kubectl("-n", NS, "create", "-f", "-", stdin=json.dumps(run))
@@ -186,7 +190,7 @@ def one_run(c: Cluster, n: int) -> dict[str, Any]:
     build = next(s for s in obj["status"]["steps"] if s["name"] == "build-and-push")
     build_end = parse_time(build["terminated"]["finishedAt"])
     completed = parse_time(obj["status"]["completionTime"])
-    out: dict[str, Any] = {"run": name, "complete": len(seen) == 4}
+    out: dict[str, Any] = {"run": name, "complete": len(seen) == 4, "fresh": True}
     for key, when in seen.items():
         out[f"{key}_after_build_s"] = round(when - build_end, 2)
     # Who wrote what: the first layers before the TaskRun completed (the pod), the second after.
@@ -216,7 +220,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         return {"skipped": "no kaniko image in the tier (KANIKO_SRC unset); never a stand-in"}
     count = int(os.environ.get("BENCH_CLUSTER_RUNS", "3" if quick else "10"))
     setup(c, built)
-    runs = [one_run(c, n) for n in range(count)]
+    token = dt.datetime.now(dt.UTC).strftime("%Y%m%d%H%M%S")
+    runs = [one_run(c, n, token) for n in range(count)]
     section: dict[str, Any] = {
         "runs": runs,
         "poll_interval_s": POLL,
