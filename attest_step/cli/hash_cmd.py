@@ -12,7 +12,6 @@ from pathlib import Path
 import click
 
 from attest_step.cli.common import output_option
-from attest_step.cli.process import exit_now
 from attest_step.hashing import hash_paths, hash_paths_json
 from attest_step.hashing.jsontext import subjects_json
 from attest_step.model import Subject
@@ -72,7 +71,6 @@ def hash_command(
         raise click.UsageError("give at least one PATH or --image REF@sha256:HEX")
     if output == "json" and not images:
         write_stdout(hash_paths_json(paths, excludes=excludes, dir_digest=dir_digest) + b"\n")
-        exit_now()
         return
     subjects = hash_paths(paths, excludes=excludes, dir_digest=dir_digest) if paths else []
     if images:
@@ -87,7 +85,6 @@ def hash_command(
     else:
         for subject in subjects:
             click.echo(text_line(subject))
-    exit_now()
 
 
 def write_stdout(data: bytes) -> None:

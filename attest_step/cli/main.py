@@ -10,7 +10,6 @@ importable from here.
 
 from __future__ import annotations
 
-import gc
 import importlib
 import sys
 import threading
@@ -25,10 +24,6 @@ __all__ = ["COMMANDS", "HELP", "PRELOAD", "LazyGroup", "cli", "main", "preload"]
 
 # Verbs whose cosign --key scrypt starts before anything else (see early_kdf).
 EARLY_KDF_VERBS = ("sign", "attest")
-# Verbs that run without the cyclic garbage collector: a bounded amount of work in a
-# process that ends within the second. Loading their modules alone triggers ~70
-# collections (~13 ms on a 2-core machine) that find next to nothing to free.
-NO_GC_VERBS = ("sign", "verify", "verify-attestation", "push")
 
 
 # Verb -> (modules imported on the main thread; modules imported on a background thread,
@@ -96,8 +91,6 @@ def __getattr__(name: str) -> Any:
 def main() -> None:
     """Console-script entry point."""
     argv = sys.argv[1:]
-    if argv and argv[0] in NO_GC_VERBS:
-        gc.disable()
     kdf = early_kdf(argv)
     imports = preload(argv)
     from attest_step.cli.early import EarlyWork  # noqa: PLC0415 - after the early work

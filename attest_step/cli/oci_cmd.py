@@ -10,7 +10,6 @@ import click
 from attest_step.cli.cert_options import certificate_options
 from attest_step.cli.common import emit_json, output_option
 from attest_step.cli.early import early_work
-from attest_step.cli.process import exit_now
 from attest_step.errors import RegistryError, UsageError
 from attest_step.keys.certmode import CertificateFlags
 from attest_step.oci.options import RegistryOptions, registry_options
@@ -111,7 +110,6 @@ def sign_command(
     if spool_dir is None:
         shutil.rmtree(out_dir, ignore_errors=True)
     _echo_records(records, output)
-    exit_now()
 
 
 @click.command("verify")
@@ -154,7 +152,6 @@ def verify_command(
                 record["certificate"] = v.certificate
             records.append(record)
         emit_json({"image": str(ref), "verified": records})
-        exit_now()
         return
     click.echo(f"Verification for {ref} --")
     click.echo("The following checks were performed on each of these signatures:")
@@ -176,7 +173,6 @@ def verify_command(
             click.echo(f"    NOTE: this signature {v.certificate['reason']}")
         elif v.certificate is not None:
             click.echo(f"    certificate: {', '.join(v.certificate['subjects']) or '(no SAN)'}")
-    exit_now()
 
 
 @click.command("push")
@@ -197,4 +193,3 @@ def push_command(*, from_dir: Path, output: str, registry: RegistryOptions) -> N
     if not records:
         raise UsageError(f"--from {from_dir}: no spool records (*.oci.json) in it")
     _echo_records(records, output)
-    exit_now()

@@ -10,7 +10,6 @@ import click
 
 from attest_step.cli.cert_options import certificate_options
 from attest_step.cli.common import emit_json, output_option
-from attest_step.cli.process import exit_now
 from attest_step.errors import UsageError
 from attest_step.keys.certmode import CertificateFlags, KeyMode, Mode
 from attest_step.keys.signer import Verifier
@@ -197,4 +196,3 @@ def verify_attestation_command(
         emit_json(doc)
     else:
         _print_text(result, source, mode, certificate)
-    exit_now()

@@ -7,13 +7,9 @@ enough per item that the hashing workers render their own batches (docs/hashing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from json.encoder import encode_basestring_ascii as quote  # what json.dumps uses (C in CPython)
 
 from attest_step.model import Subject
-
-try:  # the C function json.dumps uses (ensure_ascii=True); importing json is not needed
-    from _json import encode_basestring_ascii as quote
-except ImportError:  # pragma: no cover - CPython always has _json
-    from json.encoder import py_encode_basestring_ascii as quote
 
 __all__ = ["quote", "sha256_items", "subjects_json", "wrap_items"]
 

@@ -169,7 +169,7 @@ def _hsm_class(module_path: str) -> Any:
     """HSMSigner bound to one PKCS#11 module instead of the ``PYKCS11LIB`` variable."""
     import pkcs11  # noqa: PLC0415 (optional dependency)
     from pkcs11.exceptions import MultipleTokensReturned, NoSuchToken  # noqa: PLC0415
-    from securesystemslib.signer._hsm_signer import HSMSigner  # noqa: PLC0415
+    from securesystemslib.signer import HSMSigner  # type: ignore[attr-defined]  # noqa: PLC0415
 
     def find_token(token_label: str | None = None) -> Any:
         try:
@@ -181,6 +181,10 @@ def _hsm_class(module_path: str) -> Any:
         except MultipleTokensReturned as err:
             raise ValueError("several PKCS#11 tokens match; add token=LABEL") from err
 
+    # The one private name we still touch: securesystemslib chooses the PKCS#11 module only
+    # through the PYKCS11LIB environment variable, read in HSMSigner._find_token; overriding
+    # it in a subclass binds the module the key URI names without changing the environment
+    # of the process (docs/decisions.md).
     class ModuleHSMSigner(HSMSigner):
         _find_token = staticmethod(find_token)
 

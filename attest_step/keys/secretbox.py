@@ -1,14 +1,10 @@
 """NaCl secretbox (XSalsa20-Poly1305), the cipher of cosign's encrypted key files.
 
-Opening, which ``sign`` does on every run, calls libsodium on PyNaCl's compiled binding
-(:mod:`attest_step.keys.libsodium`) and falls back to PyNaCl's ``SecretBox``; sealing, done
-only by ``generate-key-pair``, uses ``SecretBox``. The box is the MAC followed by the
-ciphertext, as Go's ``secretbox.Seal`` and PyNaCl write it.
+PyNaCl's ``SecretBox``: the box is the MAC followed by the ciphertext, as Go's
+``secretbox.Seal`` writes it. Loaded on first use only.
 """
 
 from __future__ import annotations
-
-from attest_step.keys import libsodium
 
 KEY_SIZE = 32
 NONCE_SIZE = 24
@@ -29,19 +25,7 @@ def open_box(key: bytes, nonce: bytes, box: bytes) -> bytes:
     _check(key, nonce)
     if len(box) < MAC_SIZE:
         raise SecretBoxError("the box is shorter than its MAC")
-    binding = libsodium.binding()
-    if binding is None:
-        return _open_with_pynacl(key, nonce, box)
-    ffi, lib = binding
-    size = len(box) - MAC_SIZE
-    out = ffi.new("unsigned char[]", max(size, 1))
-    if lib.crypto_secretbox_open_easy(out, box, len(box), nonce, key) != 0:
-        raise SecretBoxError("decryption failed")
-    return bytes(ffi.buffer(out, size))
-
-
-def _open_with_pynacl(key: bytes, nonce: bytes, box: bytes) -> bytes:
-    import nacl.exceptions  # noqa: PLC0415 - fallback only
+    import nacl.exceptions  # noqa: PLC0415 - loaded on first use
     import nacl.secret  # noqa: PLC0415
 
     try:

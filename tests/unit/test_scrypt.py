@@ -1,4 +1,5 @@
-"""scrypt for cosign keys (attest_step.keys.scrypt): libsodium, with OpenSSL as fallback."""
+"""scrypt for cosign keys (attest_step.keys.scrypt): libsodium through PyNaCl's public API,
+with OpenSSL (cryptography) as fallback."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attest_step.keys import libsodium, scrypt
+from attest_step.keys import scrypt
 
 # RFC 7914, section 12: scrypt(P="password", S="NaCl", N=1024, r=8, p=16, dkLen=64).
 RFC7914_KEY = bytes.fromhex(
@@ -21,13 +22,33 @@ RFC7914_KEY = bytes.fromhex(
 
 
 def _openssl_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(libsodium, "binding", lambda: None)
+    monkeypatch.setattr(scrypt, "_libsodium", lambda *args, **kwargs: None)
 
 
 def test_libsodium_is_the_implementation_used_here() -> None:
     # PyNaCl's wheels carry libsodium with scrypt; the speed claim in docs/oci-storage.md
     # rests on it. A PyNaCl without it would silently fall back, so this says so instead.
-    assert libsodium.binding() is not None
+    key = scrypt._libsodium(b"password", b"NaCl", 1024, 8, 16, size=64)
+    assert key == RFC7914_KEY
+
+
+def test_cosign_cost_settings_fit_the_memory_bound() -> None:
+    for n in (32768, 65536, 131072):
+        assert scrypt._libsodium(b"pw", bytes(32), n, 8, 1, size=32) is not None
+
+
+def test_no_private_module_of_a_dependency_is_imported() -> None:
+    """Issue 15: documented APIs only (PyNaCl's nacl.bindings and nacl.secret)."""
+    code = (
+        "import sys; from attest_step.keys import scrypt, secretbox;"
+        "scrypt.derive(b'p', b's', 1024, 8, 1); secretbox.seal(bytes(32), bytes(24), b'x');"
+        "print(sorted(m for m in sys.modules if m.startswith('nacl.') and"
+        " m.split('.')[1].startswith('_') and m != 'nacl._sodium'))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"
 
 
 def test_rfc7914_vector() -> None:

@@ -1,5 +1,5 @@
-"""NaCl secretbox for cosign key files (attest_step.keys.secretbox): libsodium's binding
-directly, PyNaCl's SecretBox as fallback, byte for byte the same."""
+"""NaCl secretbox for cosign key files (attest_step.keys.secretbox): PyNaCl's SecretBox, the
+layout Go's secretbox writes."""
 
 from __future__ import annotations
 
@@ -10,17 +10,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from attest_step.keys import libsodium, secretbox
+from attest_step.keys import secretbox
 
 KEY = bytes(range(32))
 NONCE = bytes(range(100, 124))
-
-
-@pytest.fixture(params=["libsodium", "pynacl"])
-def path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
-    if request.param == "pynacl":
-        monkeypatch.setattr(libsodium, "binding", lambda: None)
-    return str(request.param)
 
 
 @settings(max_examples=50, deadline=None)
@@ -31,14 +24,14 @@ def test_opens_what_pynacl_seals(plaintext: bytes, key: bytes) -> None:
     assert secretbox.seal(key, NONCE, plaintext) == box
 
 
-def test_round_trip_on_both_paths(path: str) -> None:
+def test_round_trip() -> None:
     for plaintext in (b"", b"x", os.urandom(1000)):
         box = secretbox.seal(KEY, NONCE, plaintext)
         assert len(box) == len(plaintext) + secretbox.MAC_SIZE
         assert secretbox.open_box(KEY, NONCE, box) == plaintext
 
 
-def test_every_flipped_byte_is_refused_on_both_paths(path: str) -> None:
+def test_every_flipped_byte_is_refused() -> None:
     box = secretbox.seal(KEY, NONCE, b"private key bytes")
     for index in range(len(box)):
         bad = bytearray(box)
@@ -47,7 +40,7 @@ def test_every_flipped_byte_is_refused_on_both_paths(path: str) -> None:
             secretbox.open_box(KEY, NONCE, bytes(bad))
 
 
-def test_wrong_key_or_nonce_is_refused(path: str) -> None:
+def test_wrong_key_or_nonce_is_refused() -> None:
     box = secretbox.seal(KEY, NONCE, b"data")
     with pytest.raises(secretbox.SecretBoxError):
         secretbox.open_box(bytes(32), NONCE, box)
@@ -55,7 +48,7 @@ def test_wrong_key_or_nonce_is_refused(path: str) -> None:
         secretbox.open_box(KEY, bytes(24), box)
 
 
-def test_short_box_and_bad_sizes(path: str) -> None:
+def test_short_box_and_bad_sizes() -> None:
     with pytest.raises(secretbox.SecretBoxError):
         secretbox.open_box(KEY, NONCE, b"\0" * 15)
     with pytest.raises(ValueError, match="32-byte key"):
