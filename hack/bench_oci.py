@@ -10,7 +10,7 @@ changes hit both alike. Compared like for like:
 - ``bundle``: ``attest-step sign --registry-layout bundle`` vs cosign v3's default
   (Sigstore bundle referrer, empty signing config).
 
-Target: attest-step's median sign time is no more than cosign's (ratio <= 1.0).
+Target (issue 15): attest-step's median sign time is at most 1.2x cosign's, with documented APIs only.
 ``load_average_1min`` (before, after) says how busy the machine was.
 
 attest-step is timed as users run it: the wheel (``pip wheel``), installed non-editable in
@@ -250,7 +250,7 @@ def run(quick: bool = False) -> dict[str, Any]:
             "measured": round(
                 medians[f"{graded}_sign_{layout}"] / medians[f"cosign_sign_{layout}"], 3
             ),
-            "target": 1.0,
+            "target": 1.2,
             "unit": "x cosign",
             "better": "lower",
         }
