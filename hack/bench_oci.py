@@ -10,7 +10,8 @@ changes hit both alike. Compared like for like:
 - ``bundle``: ``attest-step sign --registry-layout bundle`` vs cosign v3's default
   (Sigstore bundle referrer, empty signing config).
 
-Target (issue 15): attest-step's median sign time is at most 1.2x cosign's, with documented APIs only.
+Target (issue 15): attest-step's median sign time is at most 1.2x cosign's, documented APIs
+only.
 ``load_average_1min`` (before, after) says how busy the machine was.
 
 attest-step is timed as users run it: the wheel (``pip wheel``), installed non-editable in
