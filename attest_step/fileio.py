@@ -65,7 +65,8 @@ def _same_file(a: os.stat_result, b: os.stat_result) -> bool:
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to the descriptor ``fd`` (``os.write`` may write less)."""
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -92,7 +93,7 @@ def _in_place(path: Path, data: bytes, expected: os.stat_result, *, follow: bool
         info = os.fstat(fd)
         if not (_is_stream(info.st_mode) and _same_file(info, expected)):
             raise _changed(path)
-        _write_all(fd, data)
+        write_all(fd, data)
     finally:
         os.close(fd)
 

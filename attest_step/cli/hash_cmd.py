@@ -5,13 +5,13 @@ Imports only the hashing modules (no crypto, no registry client): start-up stays
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
 from attest_step.cli.common import output_option
+from attest_step.fileio import write_all
 from attest_step.hashing import hash_paths, hash_paths_json
 from attest_step.hashing.jsontext import subjects_json
 from attest_step.model import Subject
@@ -97,6 +97,4 @@ def write_stdout(data: bytes) -> None:
         click.echo(data.decode("ascii"), nl=False)
         return
     stream.flush()
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+    write_all(fd, data)

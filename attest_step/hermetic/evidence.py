@@ -22,6 +22,7 @@ import jsonschema
 
 from attest_step import __version__
 from attest_step.errors import AttestStepError
+from attest_step.fileio import write_all
 from attest_step.hermetic import procnet
 
 EVIDENCE_MEDIA_TYPE = "application/vnd.attest-step.network-evidence.v1+json"
@@ -369,9 +370,7 @@ class EvidenceTarget:
                 os.unlink(temp, dir_fd=self.dir_fd)
             fd = os.open(temp, flags, 0o644, dir_fd=self.dir_fd)
             try:
-                view_ = memoryview(data)
-                while view_:
-                    view_ = view_[os.write(fd, view_) :]
+                write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)

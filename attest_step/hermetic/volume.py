@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from attest_step.errors import AttestStepError, UsageError
+from attest_step.fileio import write_all
 from attest_step.hermetic import evidence, shield
 
 STEP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -136,9 +137,7 @@ class EvidenceVolume:
         try:
             fd = os.open(temp, flags, 0o644, dir_fd=self.fd)
             try:
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view) :]
+                write_all(fd, data)
                 os.fsync(fd)
             finally:
                 os.close(fd)

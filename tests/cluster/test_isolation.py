@@ -16,8 +16,6 @@ task/verify-provenance) and test_user_flow.
 from __future__ import annotations
 
 import json
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from tests.cluster.test_catalog_on_cluster import (
     namespace_for,
     wait_done,
 )
+from tests.fixtures.counting_server import CountingServer
 
 GATEWAY = "10.244.0.1"
 SOURCE_RESULT = "$(tasks.fetch-source.results.CHAINS-GIT_%s)"
@@ -54,36 +53,9 @@ printf 'built with network\\n' >out/app.txt
 """
 
 
-class Listener:
-    """Accepts and counts TCP connections on the node's pod-bridge address."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind((GATEWAY, 0))
-        self.sock.listen(8)
-        self.port: int = self.sock.getsockname()[1]
-        self.connections = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.shutdown(socket.SHUT_RDWR)
-        self.sock.close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def listener() -> Iterator[Listener]:
-    s = Listener()
+def listener() -> Iterator[CountingServer]:
+    s = CountingServer(GATEWAY)
     try:
         yield s
     finally:
@@ -150,7 +122,7 @@ def status_of(obj: dict[str, Any]) -> str:
     return str(cond["status"])
 
 
-def setup(c: Cluster, listener: Listener, tmp_path: Path) -> str:
+def setup(c: Cluster, listener: CountingServer, tmp_path: Path) -> str:
     ns = namespace_for(c, TESTS.parent / "isolation" / "x", "privileged")
     apply_catalog(c, ns, catalog_resources())
     c.kubectl("-n", ns, "apply", "-f", "-", stdin=localize((TESTS / "resources.yaml").read_text()))
@@ -163,7 +135,7 @@ def setup(c: Cluster, listener: Listener, tmp_path: Path) -> str:
 
 
 def test_isolated_build_cannot_reach_the_node_and_the_gate_refuses_a_non_hermetic_one(
-    cluster: Cluster, listener: Listener, tmp_path: Path
+    cluster: Cluster, listener: CountingServer, tmp_path: Path
 ) -> None:
     ns = setup(cluster, listener, tmp_path)
     # Isolated (the Task's default): the build step fails; nothing reached the listener.

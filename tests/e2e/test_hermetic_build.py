@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,6 +29,7 @@ import yaml
 from tests.e2e.executor import Executor, RunOutcome
 from tests.e2e.executor.catalog import CATALOG, executor_for
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
+from tests.fixtures.counting_server import CountingServer
 
 pytestmark = [pytest.mark.e2e, pytest.mark.netns]
 
@@ -57,36 +56,9 @@ printf 'built with network\\n' >out/app.txt
 """
 
 
-class Server:
-    """A TCP server on the host's 127.0.0.1 that counts the connections it accepts."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.port: int = self.sock.getsockname()[1]
-        self.connections = 0
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accept() (Linux)
-        self.sock.close()
-        self._thread.join(timeout=5)
-
-
 @pytest.fixture
-def server() -> Iterator[Server]:
-    s = Server()
+def server() -> Iterator[CountingServer]:
+    s = CountingServer("127.0.0.1")
     try:
         yield s
     finally:
@@ -179,7 +151,7 @@ def step_exit_codes(outcome: RunOutcome) -> dict[str, Any]:
 def test_hermetic_build_provenance_records_isolation_and_params(
     built: None,  # noqa: F811
     tmp_path: Path,
-    server: Server,
+    server: CountingServer,
 ) -> None:
     before = datetime.now(UTC).replace(microsecond=0)
     outcome, source = run_build(tmp_path, BUILD, server.port, "tekton")
@@ -222,7 +194,7 @@ def test_hermetic_build_provenance_records_isolation_and_params(
 def test_default_mode_attest_step_run_records_observed_isolation(
     built: None,  # noqa: F811
     tmp_path: Path,
-    server: Server,
+    server: CountingServer,
 ) -> None:
     """The Task's default: the build under `attest-step run --network none` (works non-root)."""
     outcome, source = run_build(tmp_path, BUILD, server.port, "run")
@@ -242,7 +214,7 @@ def test_default_mode_attest_step_run_records_observed_isolation(
 def test_build_that_needs_the_network_fails(
     built: None,  # noqa: F811
     tmp_path: Path,
-    server: Server,
+    server: CountingServer,
     mode: str,
 ) -> None:
     outcome, source = run_build(tmp_path, NET_BUILD, server.port, mode)
@@ -264,7 +236,7 @@ def test_build_that_needs_the_network_fails(
 def test_same_build_with_network_is_recorded_as_not_hermetic(
     built: None,  # noqa: F811
     tmp_path: Path,
-    server: Server,
+    server: CountingServer,
 ) -> None:
     """Control: without TEKTON_HERMETIC the script reaches the server (so the failure above
     is the isolation's doing), and the provenance does not claim a hermetic build."""
@@ -296,7 +268,7 @@ PARAM_CASES = {
 def test_declaration_follows_the_params(
     built: None,  # noqa: F811
     tmp_path: Path,
-    server: Server,
+    server: CountingServer,
     tekton_hermetic: str,
     run_isolated: str,
 ) -> None:
@@ -327,7 +299,7 @@ def test_declaration_follows_the_params(
 def test_attack_networked_build_deletes_its_probe_file(
     built: None,  # noqa: F811
     tmp_path: Path,
-    server: Server,
+    server: CountingServer,
 ) -> None:
     """Isolation off by the params, the build reaches the network and deletes the probe file
     that shows it: the step is not recorded as hermetic (it is not declared: the params say
@@ -373,7 +345,7 @@ FORGED_RUN_RECORD = {
 def test_attack_build_replaces_its_evidence(
     built: None,  # noqa: F811
     tmp_path: Path,
-    server: Server,
+    server: CountingServer,
 ) -> None:
     """The build (under attest-step run, the Task's default) moves the evidence directory
     away and writes forged records everywhere it can think of. None is taken as observed:
