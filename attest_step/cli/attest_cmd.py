@@ -21,6 +21,7 @@ from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
+from attest_step.tlog.options import NO_TLOG, TlogOptions, bundle_layout, tlog_options
 from attest_step.provenance import (
     DEFAULT_BUILDER_ID,
     SLSA_PROVENANCE_V1,
@@ -108,11 +109,24 @@ def _write_atomically(path: Path, data: bytes, what: str) -> None:
         ) from err
 
 
-def _spool(directory: Path, envelope: bytes, refs: Sequence[ImageRef], public_pem: bytes) -> None:
+def _spool(
+    directory: Path,
+    envelope: bytes,
+    refs: Sequence[ImageRef],
+    public_pem: bytes,
+    tlog: TlogOptions = NO_TLOG,
+) -> None:
     from attest_step.oci.spool import write_attestation  # noqa: PLC0415
 
     for ref in refs:
-        write_attestation(directory, envelope, ref, SLSA_PROVENANCE_V1, public_key_pem=public_pem)
+        blob = write_attestation(
+            directory, envelope, ref, SLSA_PROVENANCE_V1, public_key_pem=public_pem
+        )
+        if tlog.enabled:  # tlog hook: logged at push time, from the spool
+            from attest_step.tlog.spool import prepare  # noqa: PLC0415
+
+            record = blob.with_name(blob.name.removesuffix(".dsse.json") + ".oci.json")
+            prepare(record, public_pem, str(tlog.rekor_url))
 
 
 def _upload(
@@ -121,14 +135,15 @@ def _upload(
     public_pem: bytes,
     spool_dir: Path | None,
     registry: RegistryOptions,
+    tlog: TlogOptions = NO_TLOG,
 ) -> list[dict[str, Any]]:
     """Spool the envelope for every image on disk first, then push the spool."""
     from attest_step.oci.upload import push_spool  # noqa: PLC0415
 
     directory = spool_dir or Path(tempfile.mkdtemp(prefix="attest-step-spool-"))
-    _spool(directory, envelope, refs, public_pem)
+    _spool(directory, envelope, refs, public_pem, tlog)
     try:
-        records = push_spool(directory, registry)
+        records = push_spool(directory, registry, tlog)
     except AttestStepError as err:
         raise type(err)(
             f"{err}; the signed attestation is kept in {directory}: "
@@ -271,6 +286,7 @@ def _stored_ref(
     help=f"Path of the {ATTESTATION_RESULT} result file, e.g. $(step.results.X.path).",
 )
 @registry_options
+@tlog_options
 @output_option
 def attest_command(
     *,
@@ -299,6 +315,7 @@ def attest_command(
     results_dir: Path | None,
     attestation_result: Path | None,
     registry: RegistryOptions,
+    tlog: TlogOptions,
     output: str,
 ) -> None:
     """Write SLSA v1 provenance for what the build produced, sign it as DSSE and store it.
@@ -314,6 +331,7 @@ def attest_command(
 
     # Cheap checks of every input first, so a usage error never waits for hashing or a key.
     refs = _image_refs(ctx, images)
+    registry = bundle_layout(registry, tlog.enabled)
     if not subject_paths:
         if excludes or dir_digest:
             raise UsageError("--exclude and --dir-digest apply to --subject-path; give a path")
@@ -393,9 +411,11 @@ def attest_command(
         _write_atomically(output_file, envelope_bytes, "--output-file")
     uploads: list[dict[str, Any]] = []
     if refs and not no_upload:
-        uploads = _upload(envelope_bytes, refs, signer.public_key_pem(), spool_dir, registry)
+        uploads = _upload(
+            envelope_bytes, refs, signer.public_key_pem(), spool_dir, registry, tlog
+        )
     elif refs and spool_dir is not None:
-        _spool(spool_dir, envelope_bytes, refs, signer.public_key_pem())
+        _spool(spool_dir, envelope_bytes, refs, signer.public_key_pem(), tlog)
 
     attestation_ref: dict[str, str] | None = None
     if result_paths:

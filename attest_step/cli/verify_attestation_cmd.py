@@ -16,6 +16,7 @@ from attest_step.keys.signer import Verifier
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
 from attest_step.statement import PREDICATE_TYPES, predicate_type_uri
+from attest_step.tlog.options import load_logs, tlog_line, tlog_summary, verify_tlog_options
 from attest_step.verify import PolicyCheck, VerifiedAttestation
 
 _PATH = click.Path(path_type=Path)
@@ -122,6 +123,7 @@ def _print_text(
 )
 @click.option("--policy", "policy_file", type=_PATH, help="Policy file (YAML or JSON).")
 @registry_options
+@verify_tlog_options
 @output_option
 def verify_attestation_command(
     *,
@@ -137,6 +139,7 @@ def verify_attestation_command(
     require_hermetic: bool,
     policy_file: Path | None,
     registry: RegistryOptions,
+    trusted_root: Path | None,
     output: str,
 ) -> None:
     """Verify the signature, statement, predicate type and subjects of an attestation.
@@ -155,11 +158,15 @@ def verify_attestation_command(
     from attest_step.verify import read_envelopes, verify_any  # noqa: PLC0415
 
     mode = choose(key, cert_flags)
+    logs = load_logs(trusted_root)
     carried: list[CarriedCertificate]
+    # tlog hook: where each envelope came from and the log entries its bundle carries
+    logged: list[tuple[str, Any]]
     if envelope is not None:
         source = str(envelope)
         envelopes = read_envelopes(envelope)
         carried = [NONE] * len(envelopes)
+        logged = [("DSSE envelope file", None)] * len(envelopes)
     else:
         assert image is not None
         from attest_step.imageref import parse_image_ref  # noqa: PLC0415
@@ -171,9 +178,17 @@ def verify_attestation_command(
         fetched = fetch_attestations(ref, registry)
         envelopes = [f.envelope for f in fetched]
         carried = [f.certificate for f in fetched]
+        logged = [(f"{f.source} layout", f.tlog_entries) for f in fetched]
     notes: dict[int, dict[str, Any] | None] = {}
+    entries: dict[int, dict[str, Any]] = {}
 
     def verifier_for(index: int) -> Verifier:
+        if logs is not None:
+            from attest_step.tlog.entry import require_entry  # noqa: PLC0415
+
+            where, tlog_entries = logged[index]
+            where = "bundle" if where == "bundle layout" else where
+            entries[index] = require_entry(tlog_entries, envelopes[index], logs, where).to_dict()
         verifier, notes[index] = mode.for_signature(
             carried[index].leaf_pem, carried[index].chain_pem
         )
@@ -193,6 +208,11 @@ def verify_attestation_command(
         doc = result.to_dict()
         if certificate is not None:
             doc["certificate"] = certificate
+        doc["tlog"] = entries.get(result.index)
+        doc["tlogChecked"] = logs is not None
         emit_json(doc)
     else:
         _print_text(result, source, mode, certificate)
+        click.echo(f"  - {tlog_summary(logs is not None)}")
+        if result.index in entries:
+            click.echo(f"    {tlog_line(entries[result.index])}")

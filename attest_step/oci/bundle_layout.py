@@ -14,7 +14,7 @@ import contextlib
 import json
 import random
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +39,11 @@ from attest_step.oci.types import (
 )
 
 
-def bundle_bytes(envelope: dict[str, Any], hint: str) -> bytes:
-    """A key-signed Sigstore bundle v0.3 around a DSSE envelope (no tlog entries)."""
+def bundle_bytes(
+    envelope: dict[str, Any], hint: str, tlog_entries: Sequence[dict[str, Any]] = ()
+) -> bytes:
+    """A key-signed Sigstore bundle v0.3 around a DSSE envelope, with the transparency-log
+    entries given (Rekor v2 TransparencyLogEntry, protobuf JSON; see attest_step.tlog)."""
     signatures = []
     for sig in envelope.get("signatures") or []:
         entry: dict[str, str] = {"sig": str(sig.get("sig", ""))}
@@ -49,7 +52,10 @@ def bundle_bytes(envelope: dict[str, Any], hint: str) -> bytes:
         signatures.append(entry)
     doc = {
         "mediaType": BUNDLE_TYPE,
-        "verificationMaterial": {"publicKey": {"hint": hint}, "tlogEntries": []},
+        "verificationMaterial": {
+            "publicKey": {"hint": hint},
+            "tlogEntries": list(tlog_entries),
+        },
         "dsseEnvelope": {
             "payload": envelope["payload"],
             "payloadType": envelope["payloadType"],

@@ -34,6 +34,7 @@ class FetchedEnvelope:
     location: str
     predicate_type: str | None  # from the layer/manifest annotation (unverified)
     certificate: CarriedCertificate = NONE  # x509 material found with it (unchecked)
+    tlog_entries: Any = None  # tlog hook: a bundle's verificationMaterial.tlogEntries (raw)
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,11 @@ def fetch_attestations(
         if isinstance(envelope, dict):
             where = f"{image.name}@{digest}"
             carried = from_bundle(bundle)
-            out.append(FetchedEnvelope(envelope, "bundle", where, predicate_type, carried))
+            material = bundle.get("verificationMaterial")
+            entries = material.get("tlogEntries") if isinstance(material, dict) else None
+            out.append(
+                FetchedEnvelope(envelope, "bundle", where, predicate_type, carried, entries)
+            )
     att_tag = tag_for(image.digest, ".att")
     for desc, data in source.tag_layers(".att"):
         if desc.media_type != DSSE_TYPE:

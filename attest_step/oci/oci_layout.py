@@ -31,7 +31,13 @@ from attest_step.imageref import ImageRef
 from attest_step.oci.bundle_layout import bundle_bytes, index_bytes, referrer_manifest
 from attest_step.oci.documents import check_content, index_entries, json_object, parse_manifest
 from attest_step.oci.options import DEFAULT_MAX_BLOB_BYTES
-from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants_tag
+from attest_step.oci.routing import (
+    TAG_SUFFIX,
+    envelope_of,
+    tlog_entries_of,
+    wants_bundle,
+    wants_tag,
+)
 from attest_step.oci.spool import SpoolItem
 from attest_step.oci.tag_layout import config_blob, manifest_bytes
 from attest_step.oci.types import (
@@ -308,7 +314,10 @@ def write_items(root: Path, items: list[SpoolItem], layout_choice: str) -> list[
                     }
                 )
             if wants_bundle(item, chosen):
-                bundle = bundle_bytes(envelope_of(item), item.public_key_hint)
+                # tlog: the entries attest_step.tlog.spool.attach put in the item
+                bundle = bundle_bytes(
+                    envelope_of(item), item.public_key_hint, tlog_entries_of(item)
+                )
                 digest, status = _add_bundle(
                     layout,
                     entries,

@@ -28,10 +28,17 @@ from attest_step.oci.options import RegistryOptions
 from attest_step.oci.registry import Background, RegistryClient
 from attest_step.oci.retry import Deadline, RetryPolicy
 from attest_step.oci.rmw import Read
-from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants_tag
+from attest_step.oci.routing import (
+    TAG_SUFFIX,
+    envelope_of,
+    tlog_entries_of,
+    wants_bundle,
+    wants_tag,
+)
 from attest_step.oci.spool import SpoolItem, read_spool
 from attest_step.oci.tag_layout import Layer, append_layer, prefetch_append
 from attest_step.oci.types import BUNDLE_TYPE_PREFIX, Descriptor, tag_for
+from attest_step.tlog.options import TlogOptions
 
 if TYPE_CHECKING:
     from attest_step.oci.bundle_layout import ReferrersRead
@@ -146,7 +153,8 @@ class _Uploader:
         from attest_step.oci.bundle_layout import bundle_bytes, push_referrer  # noqa: PLC0415
 
         image = item.image
-        bundle = bundle_bytes(envelope_of(item), item.public_key_hint)
+        # tlog: the entries attest_step.tlog.spool.attach put in the item (none when unlogged)
+        bundle = bundle_bytes(envelope_of(item), item.public_key_hint, tlog_entries_of(item))
         result = push_referrer(
             self.client(image.registry),
             image.repository,
@@ -195,10 +203,20 @@ class Prefetch:
 
 
 def push_items(
-    items: list[SpoolItem], registry: RegistryOptions, *, prefetch: Prefetch | None = None
+    items: list[SpoolItem],
+    registry: RegistryOptions,
+    *,
+    prefetch: Prefetch | None = None,
+    tlog: TlogOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Upload ``items`` as ``registry.layout`` says; one record per upload. ``prefetch``
-    (finished): reads and uploads done ahead of the signature, for the same images."""
+    (finished): reads and uploads done ahead of the signature, for the same images.
+    ``tlog``: the transparency-log flags; items are logged (or their entries read back from
+    the spool) before any registry push (attest_step.tlog.spool)."""
+    # tlog hook: log what is pending, attach the entries to the items (bundles carry them)
+    from attest_step.tlog.spool import attach  # noqa: PLC0415
+
+    items = attach(items, tlog or TlogOptions())
     if registry.oci_layout_dir:
         from attest_step.oci.oci_layout import write_items  # noqa: PLC0415
 
@@ -214,6 +232,8 @@ def push_items(
     return out
 
 
-def push_spool(out_dir: Path, registry: RegistryOptions) -> list[dict[str, Any]]:
+def push_spool(
+    out_dir: Path, registry: RegistryOptions, tlog: TlogOptions | None = None
+) -> list[dict[str, Any]]:
     """Upload everything spooled in ``out_dir``; return one record per upload."""
-    return push_items(read_spool(out_dir), registry)
+    return push_items(read_spool(out_dir), registry, tlog=tlog)
