@@ -21,7 +21,6 @@ from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
-from attest_step.tlog.options import NO_TLOG, TlogOptions, bundle_layout, tlog_options
 from attest_step.provenance import (
     DEFAULT_BUILDER_ID,
     SLSA_PROVENANCE_V1,
@@ -44,6 +43,7 @@ from attest_step.tekton_env import (
     read_context,
     steps_prepared_time,
 )
+from attest_step.tlog.options import NO_TLOG, TlogOptions, bundle_layout, tlog_options
 
 ATTESTATION_RESULT = "ATTESTATION"
 """Tekton result ``{uri, digest}`` naming the stored attestation. Deliberately no Chains type
@@ -135,6 +135,7 @@ def _upload(
     public_pem: bytes,
     spool_dir: Path | None,
     registry: RegistryOptions,
+    *,
     tlog: TlogOptions = NO_TLOG,
 ) -> list[dict[str, Any]]:
     """Spool the envelope for every image on disk first, then push the spool."""
@@ -412,7 +413,7 @@ def attest_command(
     uploads: list[dict[str, Any]] = []
     if refs and not no_upload:
         uploads = _upload(
-            envelope_bytes, refs, signer.public_key_pem(), spool_dir, registry, tlog
+            envelope_bytes, refs, signer.public_key_pem(), spool_dir, registry, tlog=tlog
         )
     elif refs and spool_dir is not None:
         _spool(spool_dir, envelope_bytes, refs, signer.public_key_pem(), tlog)

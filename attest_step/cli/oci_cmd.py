@@ -18,8 +18,8 @@ from attest_step.tlog.options import (
     bundle_layout,
     load_logs,
     tlog_line,
-    tlog_summary,
     tlog_options,
+    tlog_summary,
     verify_tlog_options,
 )
 

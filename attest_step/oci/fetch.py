@@ -103,9 +103,7 @@ def fetch_attestations(
             carried = from_bundle(bundle)
             material = bundle.get("verificationMaterial")
             entries = material.get("tlogEntries") if isinstance(material, dict) else None
-            out.append(
-                FetchedEnvelope(envelope, "bundle", where, predicate_type, carried, entries)
-            )
+            out.append(FetchedEnvelope(envelope, "bundle", where, predicate_type, carried, entries))
     att_tag = tag_for(image.digest, ".att")
     for desc, data in source.tag_layers(".att"):
         if desc.media_type != DSSE_TYPE:

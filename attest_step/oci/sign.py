@@ -97,6 +97,4 @@ def sign_image(
 
     records = spool_signature(out_dir, image, signer, annotations, tlog)
     items = [read_item(r) for r in records]
-    return push_items(
-        items, registry, prefetch=prefetch.result() if prefetch else None, tlog=tlog
-    )
+    return push_items(items, registry, prefetch=prefetch.result() if prefetch else None, tlog=tlog)

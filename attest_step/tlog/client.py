@@ -18,8 +18,13 @@ from urllib.parse import urlsplit
 import requests
 
 from attest_step.errors import RegistryUnavailable
-from attest_step.oci.retry import RETRYABLE_STATUS, Deadline, RetryableError, RetryPolicy
-from attest_step.oci.retry import run_with_retry
+from attest_step.oci.retry import (
+    RETRYABLE_STATUS,
+    Deadline,
+    RetryableError,
+    RetryPolicy,
+    run_with_retry,
+)
 from attest_step.oci.transport import BoundedAdapter, DeadlinePassed, ResponseTooLarge
 from attest_step.tlog import entry as tlog_entry
 from attest_step.tlog import hashedrekord

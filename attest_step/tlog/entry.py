@@ -165,9 +165,7 @@ def check_response(entry: Any, envelope: dict[str, Any]) -> None:
     _check_body(parsed.body, envelope)
 
 
-def verify_entry(
-    entry: Any, envelope: dict[str, Any], logs: Sequence[TrustedLog]
-) -> VerifiedEntry:
+def verify_entry(entry: Any, envelope: dict[str, Any], logs: Sequence[TrustedLog]) -> VerifiedEntry:
     """The checked entry; ValueError saying which check failed."""
     parsed = _parse(entry)
     log = next((item for item in logs if item.log_id == parsed.log_id), None)

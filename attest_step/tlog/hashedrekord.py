@@ -110,7 +110,9 @@ def _signature(signed: SignedDigest) -> dict[str, Any]:
 
 def create_request(signed: SignedDigest) -> dict[str, Any]:
     """The ``CreateEntryRequest`` (protobuf JSON) for ``POST /api/v2/log/entries``."""
-    return {"hashedRekordRequestV002": {"digest": _b64(signed.digest), "signature": _signature(signed)}}
+    return {
+        "hashedRekordRequestV002": {"digest": _b64(signed.digest), "signature": _signature(signed)}
+    }
 
 
 def canonical_body(signed: SignedDigest) -> bytes:

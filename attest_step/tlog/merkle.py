@@ -17,9 +17,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 
 
-def root_from_inclusion_proof(
-    index: int, size: int, leaf: bytes, proof: Sequence[bytes]
-) -> bytes:
+def root_from_inclusion_proof(index: int, size: int, leaf: bytes, proof: Sequence[bytes]) -> bytes:
     """The root a proof leads to from ``leaf`` at ``index`` in a tree of ``size`` leaves.
 
     ValueError when the proof cannot be one for that index and size (too short, too long,

@@ -55,7 +55,9 @@ def _resolve(upload: bool | None, rekor_url: str | None, timeout: float) -> Tlog
         try:
             url = check_url(rekor_url)
         except ValueError as err:
-            raise UsageError(f"{err}; give the log's base URL, e.g. http://rekor.example:3000") from err
+            raise UsageError(
+                f"{err}; give the log's base URL, e.g. http://rekor.example:3000"
+            ) from err
     if upload is True and url is None:
         raise UsageError(
             "--tlog-upload: no log to upload to; give --rekor-url (attest-step has no default "

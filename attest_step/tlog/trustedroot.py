@@ -56,10 +56,12 @@ def _log(doc: Any, index: int) -> TrustedLog:
     return TrustedLog(
         base_url=base_url,
         origin=origin,
-        public_key_der=_b64(key.get("rawBytes") if isinstance(key, dict) else None,
-                            f"{where}.publicKey.rawBytes"),
-        log_id=_b64(log_id.get("keyId") if isinstance(log_id, dict) else None,
-                    f"{where}.logId.keyId"),
+        public_key_der=_b64(
+            key.get("rawBytes") if isinstance(key, dict) else None, f"{where}.publicKey.rawBytes"
+        ),
+        log_id=_b64(
+            log_id.get("keyId") if isinstance(log_id, dict) else None, f"{where}.logId.keyId"
+        ),
     )
 
 

@@ -1,0 +1,270 @@
+"""Transparency log: attest-step and real cosign v3 against a real local Rekor v2 log.
+
+The log is rekor-tiles v2.3.0's POSIX server (tests/fixtures/rekor.py); the trusted root
+each verifier gets names only that log. What attest-step signs with ``--rekor-url`` carries
+the log's entry (inclusion proof, checkpoint) in its Sigstore bundle; attest-step's and
+cosign's verifiers accept it with ``--trusted-root``, and both refuse a bundle without an
+entry, with a changed entry, or from a log the trusted root does not name. With the log
+down, the signed output stays in the spool (exit 75) and ``push --from`` finishes the job
+once the log is back.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from attest_step.dsse import sign_envelope
+from attest_step.keys.local import LocalSigner
+from attest_step.tlog.client import LogClient, LogTarget
+from tests.fixtures.keys import PemKey
+from tests.fixtures.oci_image import build_image, push_image
+from tests.fixtures.registry import LocalRegistry
+from tests.fixtures.rekor import LocalRekor
+from tests.fixtures.tools import cosign_v3
+
+pytestmark = [pytest.mark.registry, pytest.mark.cosign]
+
+CLI = [str(Path(sys.executable).parent / "attest-step")]
+REG = ["--allow-insecure-registry", "--timeout", "30s"]
+
+
+def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        args, capture_output=True, text=True, timeout=180, check=False, cwd=cwd,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, "SIGSTORE_NO_CACHE": "1", "TUF_ROOT": "/nonexistent"},
+    )  # fmt: skip
+
+
+def passed(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode == 0, f"{' '.join(proc.args[:3])}: {proc.stderr[-1500:]}"
+    return proc.stdout
+
+
+def ok(args: list[str]) -> str:
+    return passed(run(args))
+
+
+def cosign_verify(verb: str, pub: Path, root: Path, ref: str) -> subprocess.CompletedProcess[str]:
+    extra = ["--type", "slsaprovenance1"] if verb == "verify-attestation" else []
+    return run(
+        [str(cosign_v3()), verb, *extra, "--key", str(pub), "--trusted-root", str(root),
+         "--allow-insecure-registry", ref]
+    )  # fmt: skip
+
+
+def sign(key: PemKey, ref: str, rekor: LocalRekor, *extra: str) -> subprocess.CompletedProcess[str]:
+    return run([*CLI, "sign", "--key", str(key.key), "--rekor-url", rekor.url, *REG, *extra, ref])
+
+
+def attest(
+    key: PemKey, ref: str, rekor: LocalRekor, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    return run(
+        [*CLI, "attest", "--key", str(key.key), "--image", ref, "--rekor-url", rekor.url,
+         *REG, *extra]
+    )  # fmt: skip
+
+
+def verify(verb: str, key: PemKey, root: Path, ref: str) -> subprocess.CompletedProcess[str]:
+    return run(
+        [*CLI, verb, "--key", str(key.pub), "--trusted-root", str(root), *REG,
+         "--output", "json", ref]
+    )  # fmt: skip
+
+
+def test_logged_signatures_and_attestations_verify_here_and_with_cosign(
+    registry: LocalRegistry, rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+) -> None:
+    key = pem_keys["ecdsa-p256"]
+    ref = push_image(registry.repo("rekor")).ref
+    root = rekor.trusted_root(tmp_path / "trusted_root.json")
+    passed(sign(key, ref, rekor))
+    passed(attest(key, ref, rekor))
+
+    signatures = json.loads(passed(verify("verify", key, root, ref)))
+    assert signatures["tlogChecked"] is True
+    [logged] = signatures["verified"]  # the .sig tag has no entry: it does not count
+    assert logged["source"] == "bundle"
+    assert logged["tlog"]["log"] == rekor.url
+    attestation = json.loads(passed(verify("verify-attestation", key, root, ref)))
+    assert attestation["tlog"]["log"] == rekor.url
+    assert {logged["tlog"]["logIndex"], attestation["tlog"]["logIndex"]} == {0, 1}
+
+    for verb in ("verify", "verify-attestation"):
+        proc = cosign_verify(verb, key.pub, root, ref)
+        assert proc.returncode == 0, f"cosign {verb}: {proc.stderr[-1500:]}"
+    # cosign v2's tag layout still verifies without the log, as before
+    proc = run([*CLI, "verify", "--key", str(key.pub), *REG, ref])
+    assert proc.returncode == 0
+    assert "transparency log was NOT checked" in proc.stdout
+
+
+def test_unlogged_bundles_are_refused_with_a_trusted_root(
+    registry: LocalRegistry, rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+) -> None:
+    key = pem_keys["ecdsa-p256"]
+    ref = push_image(registry.repo("rekor-unlogged")).ref
+    root = rekor.trusted_root(tmp_path / "trusted_root.json")
+    unlogged = ["--tlog-upload=false", "--registry-layout", "bundle"]
+    assert sign(key, ref, rekor, *unlogged).returncode == 0
+    assert attest(key, ref, rekor, *unlogged).returncode == 0
+    for verb in ("verify", "verify-attestation"):
+        proc = verify(verb, key, root, ref)
+        assert proc.returncode == 1, proc.stderr
+        assert "no transparency log entry" in proc.stderr
+        assert cosign_verify(verb, key.pub, root, ref).returncode != 0
+
+
+def _fill_log(rekor: LocalRekor, count: int) -> list[dict[str, Any]]:
+    """``count`` unrelated entries, so that the entries under test have non-empty proofs."""
+    signer = LocalSigner(ec.generate_private_key(ec.SECP256R1()))
+    der = serialization.load_pem_public_key(signer.public_key_pem()).public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    client = LogClient(LogTarget(rekor.url))
+    return [client.upload(sign_envelope(b'{"n":%d}' % n, signer), der) for n in range(count)]
+
+
+def _flip_b64(value: str) -> str:
+    raw = bytearray(base64.b64decode(value))
+    raw[len(raw) // 2] ^= 0x01
+    return base64.b64encode(bytes(raw)).decode()
+
+
+def _tamper(entry: dict[str, Any], how: str, other: dict[str, Any]) -> None:
+    proof = entry["inclusionProof"]
+    if how == "other-entry":  # a real entry of the same log, for another signature
+        entry.clear()
+        entry.update(other)
+    elif how == "proof-hash":
+        proof["hashes"][0] = _flip_b64(proof["hashes"][0])
+    elif how == "log-index":
+        entry["logIndex"] = proof["logIndex"] = str(int(entry["logIndex"]) + 1)
+    elif how == "body":
+        body = json.loads(base64.b64decode(entry["canonicalizedBody"]))
+        data = body["spec"]["hashedRekordV002"]["data"]
+        data["digest"] = _flip_b64(data["digest"])
+        canonical = json.dumps(body, sort_keys=True, separators=(",", ":")).encode()
+        entry["canonicalizedBody"] = base64.b64encode(canonical).decode()
+    elif how == "checkpoint-root":
+        # a root hash of another tree, in the checkpoint and the proof alike: the log's
+        # signature over the checkpoint no longer holds
+        text, _, signatures = proof["checkpoint"]["envelope"].partition("\n\n")
+        origin, size, root = text.split("\n")[:3]
+        new_root = _flip_b64(root)
+        proof["rootHash"] = new_root
+        proof["checkpoint"]["envelope"] = f"{origin}\n{size}\n{new_root}\n\n{signatures}"
+    elif how == "checkpoint-signature":
+        text, _, line = proof["checkpoint"]["envelope"].partition("\n\n")
+        dash, name, blob = line.rstrip("\n").split(" ")
+        proof["checkpoint"]["envelope"] = f"{text}\n\n{dash} {name} {_flip_b64(blob)}\n"
+    else:
+        raise AssertionError(how)
+
+
+TAMPERINGS = ["other-entry", "proof-hash", "log-index", "checkpoint-root", "checkpoint-signature"]
+
+
+@pytest.mark.parametrize("how", [*TAMPERINGS, "body"])
+def test_a_changed_entry_is_refused_here_and_by_cosign(
+    how: str,
+    registry: LocalRegistry,
+    rekor: LocalRekor,
+    pem_keys: dict[str, PemKey],
+    tmp_path: Path,
+) -> None:
+    """The bundle of a real logged signature, its entry changed in the spool, pushed with
+    ``push --from`` for the same image in another repository (same digest).
+
+    ``body``: cosign (sigstore-go) does not read a Rekor v2 entry's ``canonicalizedBody``;
+    it rebuilds the entry from the bundle and checks the proof for that, so a changed body
+    over a valid proof passes there. attest-step also requires the body to be that entry."""
+    key = pem_keys["ecdsa-p256"]
+    others = _fill_log(rekor, 3)
+    image = build_image(label="rekor-tamper")
+    first = push_image(registry.repo("rekor-good"), image)
+    spool = tmp_path / "spool"
+    bundle_only = ["--spool-dir", str(spool), "--registry-layout", "bundle"]
+    assert sign(key, first.ref, rekor, *bundle_only).returncode == 0
+    second = push_image(registry.repo("rekor-tampered"), image)
+    assert first.digest == second.digest
+    tampered = tmp_path / "tampered"
+    shutil.copytree(spool, tampered)
+    for record in tampered.glob("*.oci.json"):
+        doc = json.loads(record.read_text())
+        doc["image"] = second.ref
+        record.write_text(json.dumps(doc))
+    [sidecar] = tampered.glob("*.tlog.json")
+    doc = json.loads(sidecar.read_text())
+    _tamper(doc["entry"], how, others[1])
+    sidecar.write_text(json.dumps(doc))
+    ok([*CLI, "push", "--from", str(tampered), "--registry-layout", "bundle", *REG])
+
+    root = rekor.trusted_root(tmp_path / "trusted_root.json")
+    assert verify("verify", key, root, first.ref).returncode == 0  # the untouched one
+    assert cosign_verify("verify", key.pub, root, first.ref).returncode == 0
+    proc = verify("verify", key, root, second.ref)
+    assert proc.returncode == 1, proc.stdout
+    assert "transparency log:" in proc.stderr
+    cosign_result = cosign_verify("verify", key.pub, root, second.ref)
+    assert (cosign_result.returncode == 0) == (how == "body"), cosign_result.stderr
+
+
+def test_a_log_the_trusted_root_does_not_name_is_refused(
+    registry: LocalRegistry, rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+) -> None:
+    key = pem_keys["ecdsa-p256"]
+    ref = push_image(registry.repo("rekor-other-log")).ref
+    assert sign(key, ref, rekor).returncode == 0
+    assert attest(key, ref, rekor).returncode == 0
+    other = LocalRekor(rekor.binary, tmp_path / "other")  # never started: only its key
+    root = other.trusted_root(tmp_path / "other_root.json")
+    for verb in ("verify", "verify-attestation"):
+        proc = verify(verb, key, root, ref)
+        assert proc.returncode == 1
+        assert "not in the trusted root" in proc.stderr
+        assert cosign_verify(verb, key.pub, root, ref).returncode != 0
+
+
+def test_with_the_log_down_the_output_waits_in_the_spool_for_push(
+    registry: LocalRegistry, rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+) -> None:
+    key = pem_keys["ecdsa-p256"]
+    ref = push_image(registry.repo("rekor-outage")).ref
+    spool = tmp_path / "spool"
+    rekor.stop()
+    down = ["--spool-dir", str(spool), "--tlog-timeout", "3"]
+    for proc in (sign(key, ref, rekor, *down), attest(key, ref, rekor, *down)):
+        assert proc.returncode == 75, proc.stderr
+        assert proc.stderr.count("\n") == 1
+        assert "gave up after" in proc.stderr
+        assert f"attest-step push --from {spool}" in proc.stderr
+    pending = [json.loads(p.read_text()) for p in spool.glob("*.tlog.json")]
+    assert len(pending) == 2
+    assert all(doc["rekorUrl"] == rekor.url and "entry" not in doc for doc in pending)
+
+    proc = run([*CLI, "push", "--from", str(spool), *REG, "--tlog-timeout", "3"])
+    assert proc.returncode == 75  # still down: still nothing lost
+    rekor.start()
+    ok([*CLI, "push", "--from", str(spool), *REG])
+    assert all("entry" in json.loads(p.read_text()) for p in spool.glob("*.tlog.json"))
+
+    root = rekor.trusted_root(tmp_path / "trusted_root.json")
+    for verb in ("verify", "verify-attestation"):
+        assert verify(verb, key, root, ref).returncode == 0
+        proc = cosign_verify(verb, key.pub, root, ref)
+        assert proc.returncode == 0, f"cosign {verb}: {proc.stderr[-1500:]}"
+    # pushing again logs nothing twice and uploads nothing new
+    ok([*CLI, "push", "--from", str(spool), *REG])
