@@ -363,6 +363,10 @@ def attest_command(
     # scrypt started by attest_step.cli.main before click loaded, if it could be.
     kdf = early_work().kdf
     signer = load_signer(key, kdf=kdf)
+    if tlog.enabled:
+        from attest_step.tlog.spool import check_signer_key  # noqa: PLC0415
+
+        check_signer_key(signer.public_key_pem())
     if kdf is not None:
         kdf.wait()  # no thread left: hashing forks its workers only from a single thread
     subjects = _hashed_subjects(subject_paths, excludes, dir_digest)

@@ -103,6 +103,10 @@ def sign_command(
     from attest_step.keys.load import load_signer  # noqa: PLC0415
 
     signer = load_signer(key_ref, certificate_chain=certificate_chain, kdf=early.kdf)
+    if tlog.enabled:
+        from attest_step.tlog.spool import check_signer_key  # noqa: PLC0415
+
+        check_signer_key(signer.public_key_pem())
     # Imported on a background thread during scrypt (attest_step.cli.main.PRELOAD).
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415

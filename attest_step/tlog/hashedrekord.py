@@ -54,7 +54,7 @@ def key_algorithm(public_key_der: bytes) -> KeyAlgorithm:
     if isinstance(key, rsa.RSAPublicKey) and key.key_size in (2048, 3072, 4096):
         return KeyAlgorithm(f"PKIX_RSA_PKCS1V15_{key.key_size}_SHA256", "sha256")
     raise AttestStepError(
-        "transparency log: Rekor v2 logs ECDSA P-256/P-384 and RSA (2048, 3072, 4096) "
+        "Rekor v2 logs ECDSA P-256/P-384 and RSA (2048, 3072, 4096) "
         "signatures; this key is none of them: sign with such a key, or give --tlog-upload=false"
     )
 

@@ -1,7 +1,7 @@
 """The transparency-log flags of ``sign``, ``attest`` and ``push`` (cosign's spellings).
 
   --rekor-url URL          the Rekor v2 log (env ATTEST_STEP_REKOR_URL); no default
-  --tlog-upload[=BOOL]     upload each signed envelope to the log. Default: true when a
+  --tlog-upload=BOOL       upload each signed envelope to the log. Default: true when a
                            --rekor-url is given, else false (docs/decisions.md)
   --tlog-timeout SECONDS   one deadline for the log's work of the verb, retries included
 
@@ -60,7 +60,7 @@ def _resolve(upload: bool | None, rekor_url: str | None, timeout: float) -> Tlog
             ) from err
     if upload is True and url is None:
         raise UsageError(
-            "--tlog-upload: no log to upload to; give --rekor-url (attest-step has no default "
+            "--tlog-upload=true: no log to upload to; give --rekor-url (attest-step has no default "
             "log), or --tlog-upload=false"
         )
     if timeout <= 0:
@@ -83,11 +83,9 @@ def tlog_options(func: F) -> F:
         "--tlog-upload",
         type=click.BOOL,
         default=None,
-        is_flag=False,
-        flag_value=True,
-        metavar="[=BOOL]",
-        help="Upload to the transparency log (default: true when --rekor-url is given). "
-        "--tlog-upload=false uploads nothing.",
+        metavar="BOOL",
+        help="Upload to the transparency log: true or false (default: true when --rekor-url "
+        "is given, else false). --tlog-upload=false uploads nothing.",
     )
     @click.option(
         "--tlog-timeout",

@@ -74,8 +74,20 @@ def _read(path: Path) -> dict[str, Any] | None:
     return doc
 
 
+def check_signer_key(public_key_pem: bytes) -> None:
+    """UsageError (exit 2) when the log cannot take signatures of this key (before signing)."""
+    from attest_step.tlog.hashedrekord import key_algorithm  # noqa: PLC0415
+
+    try:
+        key_algorithm(_public_key_der(public_key_pem.decode("ascii"), Path("--key")))
+    except AttestStepError as err:
+        raise UsageError(f"--rekor-url: {err}") from err
+
+
 def prepare(record_path: Path, public_key_pem: bytes, rekor_url: str) -> None:
-    """Record, before any network, that the item of ``record_path`` goes to the log."""
+    """Record, before any network, that the item of ``record_path`` goes to the log.
+    UsageError (exit 2) when the log cannot take this key's signatures."""
+    check_signer_key(public_key_pem)
     path = sidecar_of(record_path)
     existing = _read(path)
     if existing is not None and existing.get("entry") is not None:
