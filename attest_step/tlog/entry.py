@@ -56,7 +56,10 @@ def _b64(value: Any, what: str) -> bytes:
 
 
 def _int(value: Any, what: str) -> int:
-    # protobuf JSON writes int64 as a decimal string; accept a JSON integer too
+    # protobuf JSON writes int64 as a decimal string (a JSON integer is accepted too) and
+    # leaves out a field at its default, 0 (cosign does, for the log's first entry)
+    if value is None:
+        return 0
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and value.isdigit() and len(value) <= 20:

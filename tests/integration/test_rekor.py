@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from attest_step.dsse import sign_envelope
 from attest_step.keys.local import LocalSigner
 from attest_step.tlog.client import LogClient, LogTarget
-from tests.fixtures.keys import PemKey
+from tests.fixtures.keys import KeyPair, PemKey
 from tests.fixtures.oci_image import build_image, push_image
 from tests.fixtures.registry import LocalRegistry
 from tests.fixtures.rekor import LocalRekor
@@ -37,6 +37,10 @@ pytestmark = [pytest.mark.registry, pytest.mark.cosign]
 
 CLI = [str(Path(sys.executable).parent / "attest-step")]
 REG = ["--allow-insecure-registry", "--timeout", "30s"]
+PREDICATE = {
+    "buildDefinition": {"buildType": "https://example.com/t", "externalParameters": {"a": "b"}},
+    "runDetails": {"builder": {"id": "https://example.com/builder"}},
+}
 
 
 def run(args: list[str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -271,3 +275,41 @@ def test_with_the_log_down_the_output_waits_in_the_spool_for_push(
     assert size == 2  # one signature, one attestation
     ok([*CLI, "push", "--from", str(spool), *REG])
     assert rekor.tree_size() == size
+
+
+def test_cosign_signs_and_attests_with_the_log_through_a_signing_config_and_we_verify(
+    registry: LocalRegistry,
+    rekor: LocalRekor,
+    real_cosign_key_pair: KeyPair,
+    tmp_path: Path,
+) -> None:
+    """The reverse: cosign v3 uploads to the same local log (a SigningConfig naming it) and
+    attest-step's verifiers accept its bundles against the same trusted root."""
+    keys = real_cosign_key_pair
+    ref = push_image(registry.repo("rekor-cosign")).ref
+    root = rekor.trusted_root(tmp_path / "trusted_root.json")
+    config = rekor.signing_config(tmp_path / "signing_config.json")
+    predicate = tmp_path / "predicate.json"
+    predicate.write_text(json.dumps(PREDICATE))
+    with_log = ["--signing-config", str(config), "--trusted-root", str(root)]
+    insecure = ["--allow-insecure-registry", "-y"]
+    env = {**keys.env(), "SIGSTORE_NO_CACHE": "1", "TUF_ROOT": str(tmp_path / "tuf")}
+    for args in (
+        ["sign", "--key", str(keys.key), *with_log, *insecure, ref],
+        ["attest", "--key", str(keys.key), "--type", "slsaprovenance1", "--predicate",
+         str(predicate), *with_log, *insecure, ref],
+    ):  # fmt: skip
+        proc = subprocess.run(
+            [str(cosign_v3()), *args], env=env, capture_output=True, text=True, timeout=120,
+            check=False, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert proc.returncode == 0, f"cosign {args[0]}: {proc.stderr[-1500:]}"
+    assert rekor.tree_size() == 2
+    for verb in ("verify", "verify-attestation"):
+        proc = run(
+            [*CLI, verb, "--key", str(keys.pub), "--trusted-root", str(root), *REG,
+             "--output", "json", ref]
+        )  # fmt: skip
+        result = json.loads(passed(proc))
+        entry = result["tlog"] if verb == "verify-attestation" else result["verified"][0]["tlog"]
+        assert entry["log"] == rekor.url
