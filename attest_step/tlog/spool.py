@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import stat
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attest_step.errors import AttestStepError, UsageError
-from attest_step.fileio import write_atomically
+from attest_step.fileio import read_small_file, write_atomically
 from attest_step.oci.routing import TLOG_ENTRIES_KEY
 from attest_step.oci.spool import SpoolItem
 from attest_step.tlog.options import TlogOptions
@@ -50,16 +52,22 @@ def _write(path: Path, doc: dict[str, Any]) -> None:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
+    """The sidecar at ``path`` (None when there is none): a regular file in the spool, never
+    through a link (as the spool's own files, attest_step.oci.spool), at most 1 MiB."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_SIDECAR + 1)
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            raise UsageError(
+                f"spool file {path}: a symbolic link; a spool holds only regular files written "
+                "by attest-step: remove it"
+            )
+        data = read_small_file(path, "spool file", limit=MAX_SIDECAR)
     except FileNotFoundError:
         return None
     except OSError as err:
         raise UsageError(f"spool file {path}: cannot read it ({err.strerror})") from err
     try:
-        doc = json.loads(data) if len(data) <= MAX_SIDECAR else None
-    except ValueError:
+        doc = json.loads(data)
+    except (ValueError, RecursionError):
         doc = None
     if (
         not isinstance(doc, dict)
@@ -155,10 +163,25 @@ def attach(items: Sequence[SpoolItem], options: TlogOptions) -> list[SpoolItem]:
         if entry is None:
             out.append(item)
             continue
+        _check_kept(entry, envelope_of(item), path)
         if doc.get("entry") is None:
             _write(path, {**doc, "entry": entry})
         out.append(dataclasses.replace(item, extra={**item.extra, TLOG_ENTRIES_KEY: [entry]}))
     return out
+
+
+def _check_kept(entry: Any, envelope: dict[str, Any], path: Path) -> None:
+    """An entry read back from the spool goes into a bundle only if it is one of this
+    envelope whose proof leads to the root it names (the log's key is not known here)."""
+    from attest_step.tlog.entry import check_response  # noqa: PLC0415
+
+    try:
+        check_response(entry, envelope)
+    except ValueError as err:
+        raise UsageError(
+            f"spool file {path}: its transparency log entry is not one of this envelope "
+            f'({err}); remove the file\'s "entry" to log the envelope again'
+        ) from err
 
 
 def has_sidecars(out_dir: Path) -> bool:

@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from attest_step.errors import UsageError
+from attest_step.fileio import read_small_file
 
 MAX_TRUSTED_ROOT = 4 << 20
 """The most a trusted root file may hold (4 MiB; the public-good one is ~10 KiB)."""
@@ -87,12 +88,9 @@ def parse_trusted_root(data: bytes) -> list[TrustedLog]:
 def load_trusted_root(path: Path) -> list[TrustedLog]:
     """``--trusted-root FILE``'s logs; one-line UsageError when it cannot be used."""
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_TRUSTED_ROOT + 1)
+        data = read_small_file(path, "--trusted-root", limit=MAX_TRUSTED_ROOT)
     except OSError as err:
         raise UsageError(f"--trusted-root {path}: cannot read it ({err.strerror})") from err
-    if len(data) > MAX_TRUSTED_ROOT:
-        raise UsageError(f"--trusted-root {path}: larger than {MAX_TRUSTED_ROOT} bytes")
     try:
         logs = parse_trusted_root(data)
     except ValueError as err:

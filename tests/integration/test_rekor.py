@@ -12,6 +12,7 @@ once the log is back.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import shutil
@@ -25,7 +26,12 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from attest_step.dsse import sign_envelope
+from attest_step.imageref import parse_image_ref
 from attest_step.keys.local import LocalSigner
+from attest_step.oci.options import RegistryOptions
+from attest_step.oci.routing import TLOG_ENTRIES_KEY
+from attest_step.oci.spool import read_spool
+from attest_step.oci.upload import push_items
 from attest_step.tlog.client import LogClient, LogTarget
 from tests.fixtures.keys import KeyPair, PemKey
 from tests.fixtures.oci_image import build_image, push_image
@@ -204,17 +210,19 @@ def test_a_changed_entry_is_refused_here_and_by_cosign(
     assert sign(key, first.ref, rekor, *bundle_only).returncode == 0
     second = push_image(registry.repo("rekor-tampered"), image)
     assert first.digest == second.digest
-    tampered = tmp_path / "tampered"
-    shutil.copytree(spool, tampered)
-    for record in tampered.glob("*.oci.json"):
-        doc = json.loads(record.read_text())
-        doc["image"] = second.ref
-        record.write_text(json.dumps(doc))
-    [sidecar] = tampered.glob("*.tlog.json")
-    doc = json.loads(sidecar.read_text())
-    _tamper(doc["entry"], how, others[1])
-    sidecar.write_text(json.dumps(doc))
-    ok([*CLI, "push", "--from", str(tampered), "--registry-layout", "bundle", *REG])
+    [sidecar] = spool.glob("*.tlog.json")
+    entry = json.loads(sidecar.read_text())["entry"]
+    _tamper(entry, how, others[1])
+    # the changed entry in the bundle of the same signature, pushed for the second image
+    # (push --from would refuse most of these changes: test_a_changed_entry_in_the_spool...)
+    [item] = [i for i in read_spool(spool) if i.kind == "signature-bundle"]
+    item = dataclasses.replace(
+        item,
+        record_path=tmp_path / "no-sidecar" / item.record_path.name,
+        image=parse_image_ref(second.ref),
+        extra={TLOG_ENTRIES_KEY: [entry]},
+    )
+    push_items([item], RegistryOptions(allow_insecure_registry=True, layout="bundle"))
 
     root = rekor.trusted_root(tmp_path / "trusted_root.json")
     assert verify("verify", key, root, first.ref).returncode == 0  # the untouched one
@@ -313,3 +321,35 @@ def test_cosign_signs_and_attests_with_the_log_through_a_signing_config_and_we_v
         result = json.loads(passed(proc))
         entry = result["tlog"] if verb == "verify-attestation" else result["verified"][0]["tlog"]
         assert entry["log"] == rekor.url
+
+
+@pytest.mark.parametrize("how", ["other-entry", "proof-hash", "body"])
+def test_a_changed_entry_in_the_spool_is_not_pushed(
+    how: str,
+    registry: LocalRegistry,
+    rekor: LocalRekor,
+    pem_keys: dict[str, PemKey],
+    tmp_path: Path,
+) -> None:
+    """An entry kept in the spool must be one of its envelope, with a proof that leads to the
+    root it names, before push --from puts it in a bundle (exit 2, nothing pushed)."""
+    key = pem_keys["ecdsa-p256"]
+    others = _fill_log(rekor, 3)
+    ref = push_image(registry.repo("rekor-spool-tamper")).ref
+    spool = tmp_path / "spool"
+    rekor.stop()
+    proc = sign(key, ref, rekor, "--spool-dir", str(spool), "--tlog-timeout", "2")
+    assert proc.returncode == 75
+    rekor.start()
+    # log it for real elsewhere (a copy), then plant a changed entry in the original spool
+    good = tmp_path / "good"
+    shutil.copytree(spool, good)
+    ok([*CLI, "push", "--from", str(good), *REG])
+    [sidecar] = good.glob("*.tlog.json")
+    doc = json.loads(sidecar.read_text())
+    _tamper(doc["entry"], how, others[1])
+    (spool / sidecar.name).write_text(json.dumps(doc))
+    proc = run([*CLI, "push", "--from", str(spool), *REG])
+    assert proc.returncode == 2, proc.stderr
+    assert "its transparency log entry is not one of this envelope" in proc.stderr
+    assert proc.stderr.count("\n") == 1
