@@ -166,7 +166,7 @@ def verify_attestation_command(
         source = str(envelope)
         envelopes = read_envelopes(envelope)
         carried = [NONE] * len(envelopes)
-        logged = [("DSSE envelope file", None)] * len(envelopes)
+        logged = [("file", None)] * len(envelopes)
     else:
         assert image is not None
         from attest_step.imageref import parse_image_ref  # noqa: PLC0415
@@ -178,7 +178,7 @@ def verify_attestation_command(
         fetched = fetch_attestations(ref, registry)
         envelopes = [f.envelope for f in fetched]
         carried = [f.certificate for f in fetched]
-        logged = [(f"{f.source} layout", f.tlog_entries) for f in fetched]
+        logged = [(f.source, f.tlog_entries) for f in fetched]
     notes: dict[int, dict[str, Any] | None] = {}
     entries: dict[int, dict[str, Any]] = {}
 
@@ -187,7 +187,6 @@ def verify_attestation_command(
             from attest_step.tlog.entry import require_entry  # noqa: PLC0415
 
             where, tlog_entries = logged[index]
-            where = "bundle" if where == "bundle layout" else where
             entries[index] = require_entry(tlog_entries, envelopes[index], logs, where).to_dict()
         verifier, notes[index] = mode.for_signature(
             carried[index].leaf_pem, carried[index].chain_pem

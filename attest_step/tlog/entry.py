@@ -204,12 +204,14 @@ def require_entry(
     entries: Any, envelope: dict[str, Any], logs: Sequence[TrustedLog], source: str
 ) -> VerifiedEntry:
     """:func:`verify_any_entry` for a verifier: a one-line VerificationError when no entry
-    verifies, or when the envelope came from a ``.att``/``.sig`` tag (they carry none)."""
+    verifies, or when the envelope did not come from a bundle (``source``: "bundle", "tag"
+    for a ``.att``/``.sig`` layer, "file" for ``--envelope``: they carry none)."""
     from attest_step.errors import VerificationError  # noqa: PLC0415
 
     if source != "bundle":
+        what = "a DSSE envelope file" if source == "file" else "a .att/.sig tag layer"
         raise VerificationError(
-            f"no transparency log entry: a {source} carries none (only Sigstore bundles do)"
+            f"no transparency log entry: {what} carries none (only Sigstore bundles do)"
         )
     try:
         return verify_any_entry(entries, envelope, logs)

@@ -76,3 +76,36 @@ def test_verifiers_refuse_an_unusable_trusted_root(
         assert code == 2, stderr
         assert message in stderr
         assert stderr.count("\n") == 1
+
+
+def test_an_envelope_file_has_no_log_entry_to_check(
+    pem_keys: dict[str, PemKey], tmp_path: Path
+) -> None:
+    from attest_step.dsse import sign_envelope
+    from attest_step.keys.local import LocalSigner
+    from tests.fixtures.oci_image import slsa_statement
+
+    key = pem_keys["ecdsa-p256"]
+    statement = json.dumps(slsa_statement("app", "a" * 64)).encode()
+    envelope = tmp_path / "envelope.json"
+    envelope.write_text(json.dumps(sign_envelope(statement, LocalSigner(key.private))))
+    root = tmp_path / "root.json"
+    root.write_text(
+        json.dumps(
+            {
+                "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                "tlogs": [
+                    {
+                        "baseUrl": "http://log.example",
+                        "publicKey": {"rawBytes": "AAAA"},
+                        "logId": {"keyId": "AAAA"},
+                    }
+                ],
+            }
+        )
+    )
+    args = ["verify-attestation", "--key", str(key.pub), "--envelope", str(envelope)]
+    assert _run(*args)[0] == 0
+    code, stderr = _run(*args, "--trusted-root", str(root))
+    assert code == 1
+    assert "a DSSE envelope file carries none" in stderr
