@@ -10,7 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from attest_step.cli.main import cli
+from attest_step.dsse import sign_envelope
+from attest_step.keys.local import LocalSigner
 from tests.fixtures.keys import PemKey
+from tests.fixtures.oci_image import slsa_statement
 
 IMAGE = f"127.0.0.1:9/app@sha256:{'a' * 64}"  # port 9: nothing listens
 
@@ -81,10 +84,6 @@ def test_verifiers_refuse_an_unusable_trusted_root(
 def test_an_envelope_file_has_no_log_entry_to_check(
     pem_keys: dict[str, PemKey], tmp_path: Path
 ) -> None:
-    from attest_step.dsse import sign_envelope
-    from attest_step.keys.local import LocalSigner
-    from tests.fixtures.oci_image import slsa_statement
-
     key = pem_keys["ecdsa-p256"]
     statement = json.dumps(slsa_statement("app", "a" * 64)).encode()
     envelope = tmp_path / "envelope.json"
