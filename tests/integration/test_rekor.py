@@ -353,3 +353,28 @@ def test_a_changed_entry_in_the_spool_is_not_pushed(
     assert proc.returncode == 2, proc.stderr
     assert "its transparency log entry is not one of this envelope" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("algorithm", ["ecdsa-p384", "rsa-2048"])
+def test_other_key_types_are_logged_and_verify_here_and_with_cosign(
+    algorithm: str,
+    registry: LocalRegistry,
+    rekor: LocalRekor,
+    pem_keys: dict[str, PemKey],
+    tmp_path: Path,
+) -> None:
+    """P-384 (logged over SHA-384) and RSA. cosign's verify checks a P-384 key's signatures
+    over SHA-256 (docs/keys.md#algorithms), so it refuses P-384 DSSE signatures with or
+    without the log; the log entry itself is what sigstore-go rebuilds (SHA-384 digest)."""
+    key = pem_keys[algorithm]
+    ref = push_image(registry.repo(f"rekor-{algorithm}")).ref
+    root = rekor.trusted_root(tmp_path / "trusted_root.json")
+    passed(sign(key, ref, rekor))
+    passed(attest(key, ref, rekor))
+    for verb in ("verify", "verify-attestation"):
+        passed(verify(verb, key, root, ref))
+        proc = cosign_verify(verb, key.pub, root, ref)
+        if algorithm == "ecdsa-p384":
+            assert "could not verify envelope" in proc.stderr
+        else:
+            assert proc.returncode == 0, f"cosign {verb}: {proc.stderr[-1500:]}"
