@@ -34,7 +34,7 @@ from attest_step.oci.spool import read_spool
 from attest_step.oci.upload import push_items
 from attest_step.tlog.client import LogClient, LogTarget
 from tests.fixtures.keys import KeyPair, PemKey
-from tests.fixtures.oci_image import build_image, push_image
+from tests.fixtures.oci_image import build_image, push_image, write_oci_layout
 from tests.fixtures.registry import LocalRegistry
 from tests.fixtures.rekor import LocalRekor
 from tests.fixtures.tools import cosign_v3
@@ -378,3 +378,26 @@ def test_other_key_types_are_logged_and_verify_here_and_with_cosign(
             assert "could not verify envelope" in proc.stderr
         else:
             assert proc.returncode == 0, f"cosign {verb}: {proc.stderr[-1500:]}"
+
+
+def test_an_oci_layout_directory_target_carries_the_entry_too(
+    rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+) -> None:
+    key = pem_keys["ecdsa-p256"]
+    image = build_image(label="rekor-layout")
+    layout = write_oci_layout(tmp_path / "layout", image)
+    ref = f"example.com/app@{image.digest}"
+    root = rekor.trusted_root(tmp_path / "trusted_root.json")
+    target = ["--oci-layout", str(layout)]
+    passed(run([*CLI, "sign", "--key", str(key.key), "--rekor-url", rekor.url, *target, ref]))
+    for verb in ("verify", "verify-attestation"):
+        args = [*CLI, verb, "--key", str(key.pub), *target, "--output", "json", ref]
+        if verb == "verify-attestation":
+            passed(
+                run([*CLI, "attest", "--key", str(key.key), "--image", ref,
+                     "--rekor-url", rekor.url, *target])
+            )  # fmt: skip
+        result = json.loads(passed(run([*args, "--trusted-root", str(root)])))
+        assert result["tlogChecked"] is True
+        # without --trusted-root: verified as before, and said to be unchecked
+        assert json.loads(passed(run(args)))["tlogChecked"] is False
