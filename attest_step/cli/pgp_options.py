@@ -68,6 +68,14 @@ def sign_pgp(
     ref = parse_image_ref(image, what="IMAGE")
     signer = load_pgp_signer(pgp_key)
     record = sign_to_lookaside(ref, signer, lookaside, identity=identity)
+    if record["signing_key"] != record["fingerprint"]:
+        click.echo(
+            f"attest-step: note: signed by subkey {record['signing_key']}; podman and skopeo "
+            "built on containers/image older than its July 2025 change accept only signatures "
+            "by the primary key (Debian bookworm's do): for them, sign with a key whose "
+            "primary key can sign",
+            err=True,
+        )
     if output == "json":
         emit_json([record])
         return

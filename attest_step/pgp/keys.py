@@ -32,8 +32,13 @@ MAX_KEY_BYTES = 1 << 20
 
 class PgpSigner(NamedTuple):
     signer: pysequoia.PySigner
-    fingerprint: str
-    """The primary key's fingerprint, upper-case hex (as gpg and policy.json's keys show)."""
+    cert: pysequoia.Cert
+    """The public certificate, to check what was signed."""
+
+    @property
+    def fingerprint(self) -> str:
+        """The primary key's fingerprint, upper-case hex (as gpg and policy.json's keys show)."""
+        return self.cert.fingerprint.upper()
 
     def __repr__(self) -> str:  # never the key
         return f"PgpSigner(fingerprint={self.fingerprint!r})"
@@ -99,7 +104,7 @@ def load_pgp_signer(key_ref: str, *, environ: Mapping[str, str] | None = None) -
         )
     fingerprint = cert.fingerprint.upper()
     try:
-        return PgpSigner(tsk.signer(), fingerprint)
+        return PgpSigner(tsk.signer(), cert)
     except RuntimeError as err:
         encrypted = "encrypted" in str(err)
     if not encrypted:
@@ -120,7 +125,7 @@ def load_pgp_signer(key_ref: str, *, environ: Mapping[str, str] | None = None) -
         except UnicodeDecodeError:
             continue
         try:
-            return PgpSigner(tsk.signer(text), fingerprint)
+            return PgpSigner(tsk.signer(text), cert)
         except RuntimeError:
             continue
     raise UsageError(

@@ -71,8 +71,17 @@ def sign_to_lookaside(
         timestamp=int(time.time()) if timestamp is None else timestamp,
     )
     message = pysequoia.sign(signer.signer, payload, armor=False)
+    # Read back what was signed before storing it, and learn which key signed.
+    try:
+        (made,) = pysequoia.verify(bytes=message, store=lambda _ids: [signer.cert]).valid_sigs
+    except (RuntimeError, ValueError):
+        raise UsageError(
+            f"--pgp-key {signer.fingerprint}: the signature it made does not verify with its "
+            "own certificate; use another key"
+        ) from None
     path = add_signature(lookaside, image, message)
     return {
+        "signing_key": made.signing_key.upper(),
         "status": "written",
         "kind": "pgp signature",
         "layout": "lookaside",

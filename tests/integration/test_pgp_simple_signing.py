@@ -56,6 +56,7 @@ def sign(world: World, key: str, image: str, *more: str) -> subprocess.Completed
     args = ["sign", "--pgp-key", str(pgp.secret), "--lookaside", str(world.lookaside)]
     proc = attest_step(*args, *more, image, env=env)
     assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""  # gpg's keys sign with the primary key: no subkey note
     return proc
 
 

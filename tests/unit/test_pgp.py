@@ -127,7 +127,7 @@ def test_unwritable_lookaside_is_a_usage_error(tmp_path: Path) -> None:
 def test_sign_and_verify_round_trip_with_a_sequoia_key(tmp_path: Path) -> None:
     tsk = pysequoia.Tsk.generate("Unit <unit@example.com>")
     cert = tsk.extract_certificate()
-    signer = PgpSigner(tsk.signer(), cert.fingerprint.upper())
+    signer = PgpSigner(tsk.signer(), cert)
     image = parse_image_ref(f"r.io/a:v1@{DIGEST}")
     record = sign_to_lookaside(image, signer, tmp_path)
     assert record["identity"] == "r.io/a:v1"
@@ -146,3 +146,24 @@ def test_an_unencrypted_key_needs_no_passphrase(tmp_path: Path) -> None:
     key.write_text(str(tsk))
     signer = load_pgp_signer(str(key), environ={})
     assert signer.fingerprint == cert.fingerprint.upper()
+
+
+def test_a_subkey_signature_is_made_and_noted(tmp_path: Path) -> None:
+    """Sequoia signs with a signing subkey when the key has one; the note says which
+    verifiers refuse that (containers/image before July 2025 accepts only primary keys)."""
+    from click.testing import CliRunner  # noqa: PLC0415
+
+    from attest_step.cli.main import cli  # noqa: PLC0415
+
+    tsk = pysequoia.Tsk.generate("Sub <sub@example.com>")
+    key = tmp_path / "key.asc"
+    key.write_text(str(tsk))
+    result = CliRunner().invoke(
+        cli,
+        ["sign", "--pgp-key", str(key), "--lookaside", str(tmp_path / "l"), "--output", "json",
+         f"r.io/a:v1@{DIGEST}"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    (record,) = json.loads(result.stdout)
+    assert record["signing_key"] != record["fingerprint"]
+    assert f"signed by subkey {record['signing_key']}" in result.stderr
