@@ -166,7 +166,8 @@ def sign_command(
     "--certificate-chain.",
 )
 @pgp_key_option(
-    "OpenPGP public key file or keyring (gpg --export): verify the signatures in --lookaside."
+    "OpenPGP public key file or keyring (gpg --export), or a Secret dir with pgp.pub: verify "
+    "the signatures in --lookaside."
 )
 @lookaside_option
 @certificate_options

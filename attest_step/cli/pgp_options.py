@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from attest_step.cli.common import emit_json
 from attest_step.errors import UsageError
+
+if TYPE_CHECKING:
+    from attest_step.imageref import ImageRef
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -27,12 +30,30 @@ def pgp_key_option(help_text: str) -> Callable[[F], F]:
     return click.option("--pgp-key", "pgp_key", default=None, metavar="KEY", help=help_text)
 
 
+def _lookaside_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+    """A directory, or the ``file://`` URL a registries.d file names; web lookasides are
+    for the verifiers (publish the directory), not read here."""
+    if value is None:
+        return None
+    if value.startswith("file://"):
+        value = value[len("file://") :]
+    elif "://" in value:
+        raise click.BadParameter(
+            f"{value!r}: give a directory or a file:// URL (an http(s) lookaside is where "
+            "the verifiers read the published directory)"
+        )
+    if not value:
+        raise click.BadParameter("give a directory")
+    return Path(value)
+
+
 def lookaside_option(func: F) -> F:
     return click.option(
         "--lookaside",
         "lookaside",
-        type=click.Path(file_okay=False, path_type=Path),
+        metavar="DIR",
         default=None,
+        callback=_lookaside_path,
         help=LOOKASIDE_HELP,
     )(func)
 
@@ -83,12 +104,14 @@ def sign_pgp(
     click.echo(f"  key {record['fingerprint']}, identity {record['identity']}")
 
 
-def verify_pgp(*, pgp_key: str, lookaside: Path, image: str, output: str, resolve: Any) -> None:
+def verify_pgp(
+    *, pgp_key: str, lookaside: Path, image: str, output: str, resolve: Callable[[str], ImageRef]
+) -> None:
     """Verify IMAGE's OpenPGP signatures in the lookaside directory with public keys."""
     from attest_step.pgp.keys import load_pgp_public_keys  # noqa: PLC0415
     from attest_step.pgp.simple_signing import verify_lookaside  # noqa: PLC0415
 
-    certs = load_pgp_public_keys(Path(pgp_key))
+    certs = load_pgp_public_keys(pgp_key)
     ref = resolve(image)
     verified = verify_lookaside(ref, certs, lookaside)
     if output == "json":

@@ -2,10 +2,11 @@
 
 ``--pgp-key`` (sign) is a secret key file, armored or binary (``gpg --export-secret-keys``),
 or a mounted Kubernetes Secret directory holding ``pgp.key`` and optionally
-``pgp.passphrase``. The passphrase of an encrypted key comes from, in order, the Secret's
-``pgp.passphrase``, ``ATTEST_STEP_PGP_PASSPHRASE`` or the file named by
-``ATTEST_STEP_PGP_PASSPHRASE_FILE``. Passphrases never appear in messages; only their source.
-Sequoia's own error texts are not shown either: they may carry a Rust backtrace.
+``pgp.passphrase`` (``pgp.pub`` there is what ``verify --pgp-key DIR`` reads). The
+passphrase of an encrypted key comes from, in order, the Secret's ``pgp.passphrase``,
+``ATTEST_STEP_PGP_PASSPHRASE`` or the file named by ``ATTEST_STEP_PGP_PASSPHRASE_FILE``.
+Passphrases never appear in messages; only their source. Sequoia's own error texts are not
+shown either: they may carry a Rust backtrace.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 PGP_KEY = "pgp.key"
 PGP_PASSPHRASE = "pgp.passphrase"  # noqa: S105 (a file name)
+PGP_PUB = "pgp.pub"
 PASSPHRASE_ENV = "ATTEST_STEP_PGP_PASSPHRASE"  # noqa: S105 (a variable name)
 PASSPHRASE_FILE_ENV = "ATTEST_STEP_PGP_PASSPHRASE_FILE"  # noqa: S105 (a variable name)
 MAX_KEY_BYTES = 1 << 20
@@ -134,10 +136,20 @@ def load_pgp_signer(key_ref: str, *, environ: Mapping[str, str] | None = None) -
     )
 
 
-def load_pgp_public_keys(path: Path) -> list[pysequoia.Cert]:
-    """The certificates in a public key file (armored or binary, one key or a keyring)."""
+def load_pgp_public_keys(key_ref: str) -> list[pysequoia.Cert]:
+    """The certificates in a public key file (armored or binary, one key or a keyring), or
+    in ``pgp.pub`` of a mounted Secret directory."""
     import pysequoia  # noqa: PLC0415
 
+    path = Path(key_ref)
+    if path.is_dir():
+        data_link = path / DATA_LINK
+        path = (data_link.resolve() if data_link.is_dir() else path) / PGP_PUB
+        if not path.exists():
+            raise UsageError(
+                f"--pgp-key {key_ref}: the directory has no {PGP_PUB}; give the public key "
+                "file (gpg --export KEYID) or a Secret with pgp.pub"
+            )
     data = _read(path, "--pgp-key", "public key")
     try:
         certs = pysequoia.Cert.split_bytes(data)

@@ -98,7 +98,7 @@ def _parse_reference(value: str, what: str) -> tuple[ImageRef, bool]:
     return image_ref_from_parts(name, digest if at else _ANY_DIGEST, what=what), bool(at)
 
 
-def _identity_matches(signed: str, image: ImageRef) -> bool:
+def identity_matches(signed: str, image: ImageRef) -> bool:
     """containers/image's matchRepoDigestOrExact for ``image`` and the signed reference."""
     try:
         ref, pinned = _parse_reference(signed, "the signed docker-reference")
@@ -134,7 +134,7 @@ def _verify_one(
         raise VerificationError("not a valid signature by any of the given keys")
     fingerprint = result.valid_sigs[0].certificate.upper()
     signed, claims = check_atomic_claims(result.bytes, image.digest)
-    if not _identity_matches(signed, image):
+    if not identity_matches(signed, image):
         raise VerificationError(
             f"signed for {signed!r}, which does not match {image.name}"
             + (f":{image.tag}" if image.tag else "")

@@ -296,7 +296,8 @@ def test_sign_with_a_secret_mount_and_its_passphrase_file(
     signer = pgp_keys["signer"]
     files = {
         "pgp.key": signer.secret_armored.read_bytes(),
-        "pgp.passphrase": b"%s\n" % PASSPHRASE.encode(),
+        "pgp.passphrase": b"%s\n" % PASSPHRASE.encode(),  # as `echo` writes it
+        "pgp.pub": signer.public_armored.read_bytes(),
     }
     mount = make_secret_mount(tmp_path / "secret", files)
     image = push_image(world.registry.repo("pgp/secret-mount"), tag="v1")
@@ -309,6 +310,11 @@ def test_sign_with_a_secret_mount_and_its_passphrase_file(
     assert record["fingerprint"] == signer.fingerprint
     assert record["identity"] == by_tag(image)
     assert skopeo_copy(world, by_tag(image), tmp_path / "out").returncode == 0
+    # verify reads pgp.pub from the same Secret, and takes the registries.d spelling
+    proc = attest_step(
+        "verify", "--pgp-key", str(mount), "--lookaside", f"file://{world.lookaside}", image.ref
+    )
+    assert proc.returncode == 0, proc.stderr
 
 
 IMAGE = "127.0.0.1:5000/app@sha256:" + "a" * 64
@@ -363,6 +369,11 @@ BAD_SIGN = [
         passphrase=PASSPHRASE,
     ),
     Bad("no digest", _with_key(lambda k: k.secret, "127.0.0.1:5000/app:v1"), "has no digest"),
+    Bad(
+        "web lookaside",
+        lambda k, t: ["--pgp-key", str(k.secret), "--lookaside", "https://sigs.example/", IMAGE],
+        "file:// URL",
+    ),
     Bad("annotations", _with_key(lambda k: k.secret, "-a", "k=v", IMAGE), "drop them"),
 ]
 

@@ -20,8 +20,8 @@ from attest_step.pgp.lookaside import (
     read_signatures,
 )
 from attest_step.pgp.simple_signing import (
-    _identity_matches,
     docker_reference,
+    identity_matches,
     sign_to_lookaside,
     verify_lookaside,
 )
@@ -90,7 +90,7 @@ def test_docker_reference_pins_a_tag_or_the_digest() -> None:
     ],
 )
 def test_identity_follows_match_repo_digest_or_exact(signed: str, image: str, ok: bool) -> None:
-    assert _identity_matches(signed, parse_image_ref(image)) is ok
+    assert identity_matches(signed, parse_image_ref(image)) is ok
 
 
 def test_signatures_are_numbered_without_gaps_and_read_in_order(tmp_path: Path) -> None:
