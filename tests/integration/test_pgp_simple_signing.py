@@ -22,6 +22,7 @@ import pytest
 from tests.fixtures.keys import make_secret_mount
 from tests.fixtures.oci_image import PushedImage, build_image, push_image
 from tests.fixtures.pgp import PASSPHRASE, PgpKey
+from tests.fixtures.private_var_lib import with_private_var_lib
 from tests.fixtures.registry import LocalRegistry
 from tests.fixtures.tools import require_machine, require_tool
 from tests.image.conftest import Podman
@@ -150,10 +151,14 @@ def images(world: World) -> dict[str, PushedImage]:
 
 def skopeo_copy(world: World, source: str, dest: Path) -> subprocess.CompletedProcess[str]:
     skopeo = require_tool("skopeo", hint="apt-get install skopeo")
+    argv = [
+        str(skopeo), "--policy", str(world.policy), "--registries.d", str(world.registries_d),
+        "copy", "--src-tls-verify=false", f"docker://{source}", f"dir:{dest}",
+    ]  # fmt: skip
     return subprocess.run(
-        [str(skopeo), "--policy", str(world.policy), "--registries.d", str(world.registries_d),
-         "copy", "--src-tls-verify=false", f"docker://{source}", f"dir:{dest}"],
+        with_private_var_lib(argv, dest.with_name(dest.name + ".var-lib")),
         capture_output=True, text=True, check=False, timeout=120,
+        env={**os.environ, "HOME": str(world.lookaside.parent)},
     )  # fmt: skip
 
 
@@ -238,12 +243,22 @@ def test_signatures_accumulate_as_signature_n(world: World, pgp_keys: dict[str, 
 # --- podman -------------------------------------------------------------------------------
 
 
+class PrivatePodman(Podman):
+    """tests/image's podman runner, each command with a throw-away /var/lib."""
+
+    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            with_private_var_lib([str(self.binary), *args], self.base / "var-lib"),
+            env=self.env, capture_output=True, text=True, check=False, timeout=timeout,
+        )  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def podman(world: World, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Podman]:
     """podman with private storage and config; registries.d from $HOME, a trust policy
     written by ``podman image trust set`` for the signer's key."""
     require_machine(os.geteuid() == 0, "root, for podman with private storage")
-    runner = Podman(tmp_path_factory.mktemp("pgp-podman"))
+    runner = PrivatePodman(tmp_path_factory.mktemp("pgp-podman"))
     home = runner.base / "home"
     user_registries_d = home / ".config" / "containers" / "registries.d"
     user_registries_d.mkdir(parents=True)
