@@ -8,6 +8,7 @@ VerificationError/UsageError; any change of one byte of a signed message never v
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from attest_step.errors import AttestStepError, VerificationError
+from attest_step.errors import AttestStepError, UsageError, VerificationError
 from attest_step.imageref import parse_image_ref
 from attest_step.oci.simplesigning import atomic_payload_bytes, check_atomic_claims
-from attest_step.pgp.keys import PgpSigner
+from attest_step.pgp.keys import PgpSigner, load_pgp_public_keys, load_pgp_signer
 from attest_step.pgp.lookaside import image_dir
 from attest_step.pgp.simple_signing import sign_to_lookaside, verify_lookaside
 from tests.fuzz.support import fuzz, json_bytes, mutate
@@ -140,3 +141,30 @@ def test_any_lookaside_content_verifies_or_raises(
         Path(directory / f"signature-{index}").write_bytes(data)
     with pytest.raises(AttestStepError):
         verify_lookaside(IMAGE, certs, base)
+
+
+@pytest.fixture(scope="module")
+def armored_key() -> bytes:
+    return str(pysequoia.Tsk.generate("Parse <parse@example.com>")).encode()
+
+
+@fuzz
+@given(
+    data=st.binary(max_size=400),
+    edits=st.lists(st.tuples(st.integers(0, 900), st.integers(0, 255)), max_size=4),
+)
+def test_any_key_file_loads_or_raises_usage_error(
+    armored_key: bytes, tmp_path_factory: pytest.TempPathFactory, data: bytes,
+    edits: list[tuple[int, int]],
+) -> None:  # fmt: skip
+    base = tmp_path_factory.mktemp("keys")
+    for name, content in (("random", data), ("edited", mutate(armored_key, edits))):
+        path = base / name
+        path.write_bytes(content)
+        try:
+            signer = load_pgp_signer(str(path), environ={})
+            assert len(signer.fingerprint) == 40
+        except UsageError:
+            pass
+        with contextlib.suppress(UsageError):
+            assert load_pgp_public_keys(str(path))
