@@ -64,8 +64,8 @@ def identity_option(func: F) -> F:
         "identity",
         default=None,
         metavar="REF",
-        help="With --pgp-key: the docker-reference to sign (default: IMAGE's repository, "
-        "with its tag if IMAGE has one).",
+        help="With --pgp-key: the docker-reference to sign (default: REPO:TAG when IMAGE has "
+        "a tag, else REPO@sha256:HEX; podman never accepts a bare REPO).",
     )(func)
 
 
@@ -73,7 +73,7 @@ def require_lookaside(lookaside: Path | None, verb: str) -> Path:
     if lookaside is None:
         raise UsageError(
             f"{verb} --pgp-key: give --lookaside DIR (signatures in the containers/image "
-            "lookaside layout; see docs/keys.md#openpgp-simple-signing)"
+            "lookaside layout; see docs/keys.md)"
         )
     return lookaside
 
