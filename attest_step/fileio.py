@@ -72,6 +72,18 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def write_new_file(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
+    """Create ``name`` in the directory ``dir_fd``, which must not hold it (no link is
+    followed), write ``data`` and fsync it; raises OSError."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, mode, dir_fd=dir_fd)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _to_stream(stream: BinaryIO, data: bytes) -> None:
     stream.write(data)
     stream.flush()

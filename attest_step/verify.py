@@ -16,7 +16,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attest_step.dsse import INTOTO_PAYLOAD_TYPE, verify_envelope
+from attest_step.dsse import verify_envelope
 from attest_step.errors import AttestStepError, UsageError, VerificationError
 from attest_step.fileio import read_small_file
 from attest_step.keys.signer import Verifier
@@ -92,12 +92,7 @@ def verify_attestation(
     """Verify one envelope; raise VerificationError naming the first check that failed."""
     if not isinstance(envelope, Mapping):
         raise VerificationError("the attestation is not a JSON object (a DSSE envelope)")
-    found_type = envelope.get("payloadType")
-    if found_type != INTOTO_PAYLOAD_TYPE:
-        raise VerificationError(
-            f"payloadType is {found_type!r}; an in-toto attestation has {INTOTO_PAYLOAD_TYPE!r}"
-        )
-    payload = verify_envelope(dict(envelope), verifier)
+    payload = verify_envelope(dict(envelope), verifier)  # checks the in-toto payloadType
     statement = parse_statement(payload)
     if statement.predicate_type != predicate_type:
         raise VerificationError(

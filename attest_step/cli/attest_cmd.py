@@ -14,10 +14,9 @@ from typing import Any
 
 import click
 
-from attest_step.cli.common import emit_json, output_option
+from attest_step.cli.common import emit_json, exclude_option, output_option, write_output_file
 from attest_step.cli.early import early_work
 from attest_step.errors import AttestStepError, UsageError
-from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
@@ -25,7 +24,6 @@ from attest_step.provenance import (
     DEFAULT_BUILDER_ID,
     SLSA_PROVENANCE_V1,
     ProvenanceInputs,
-    RunContext,
     build_statement,
     check_builder_id,
     git_dependency,
@@ -94,18 +92,6 @@ def _started_on(flag: str | None, ctx: TektonContext) -> datetime | None:
     if ctx.started_on is not None:
         return parse_time(ctx.started_on, what=ENV_STARTED_ON)
     return steps_prepared_time()
-
-
-def _write_atomically(path: Path, data: bytes, what: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data, prefix=f".{path.name}.")
-    except UsageError as err:
-        raise UsageError(f"{what} {err}") from None
-    except OSError as err:
-        raise AttestStepError(
-            f"{what} {path}: cannot write it ({err.strerror}); check the directory"
-        ) from err
 
 
 def _spool(directory: Path, envelope: bytes, refs: Sequence[ImageRef], public_pem: bytes) -> None:
@@ -186,7 +172,7 @@ def _stored_ref(
 @click.option(
     "--dir-digest", is_flag=True, help="One subject per directory instead of one per file."
 )
-@click.option("--exclude", "excludes", multiple=True, help="Glob of paths to skip (repeatable).")
+@exclude_option
 @click.option(
     "--image",
     "images",
@@ -366,15 +352,7 @@ def attest_command(
         finished_on=finished or datetime.now(UTC),
         builder_id=checked_builder_id,
         params=merged,
-        run=RunContext(
-            taskrun_name=ctx.taskrun_name,
-            taskrun_uid=ctx.taskrun_uid,
-            namespace=ctx.namespace,
-            task_name=ctx.task_name,
-            pipelinerun_name=ctx.pipelinerun_name,
-            pipelinerun_uid=ctx.pipelinerun_uid,
-            pipeline_name=ctx.pipeline_name,
-        ),
+        run=ctx,
         resolved_dependencies=deps,
         byproducts=byproducts,
         started_on=started,
@@ -390,7 +368,7 @@ def attest_command(
     envelope_digest = "sha256:" + hashlib.sha256(envelope_bytes).hexdigest()
 
     if output_file is not None:
-        _write_atomically(output_file, envelope_bytes, "--output-file")
+        write_output_file(output_file, envelope_bytes, "--output-file", make_parents=True)
     uploads: list[dict[str, Any]] = []
     if refs and not no_upload:
         uploads = _upload(envelope_bytes, refs, signer.public_key_pem(), spool_dir, registry)
@@ -406,9 +384,8 @@ def attest_command(
                 "give --output-file or upload it with --image"
             )
         for path in result_paths:
-            _write_atomically(
-                path, json.dumps(attestation_ref, separators=(",", ":")).encode(), "result"
-            )
+            data = json.dumps(attestation_ref, separators=(",", ":")).encode()
+            write_output_file(path, data, "result", make_parents=True)
 
     stored = output_file is not None or bool(uploads)
     if output == "json":

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from attest_step.cli.cert_options import certificate_options
-from attest_step.cli.common import emit_json, output_option
+from attest_step.cli.common import emit_json, exclude_option, output_option
 from attest_step.errors import UsageError
 from attest_step.keys.certmode import CertificateFlags, KeyMode, Mode
 from attest_step.keys.signer import Verifier
@@ -35,9 +35,9 @@ def _artifacts(
     elif excludes or dir_digest:
         raise UsageError("--exclude and --dir-digest apply to --subject-path; give a path")
     if images:
-        from attest_step.subjects import image_subjects  # noqa: PLC0415
+        from attest_step.subjects import image_refs, image_subjects  # noqa: PLC0415
 
-        artifacts.extend(image_subjects(images))
+        artifacts.extend(image_subjects(image_refs(images)))
     return artifacts
 
 
@@ -108,7 +108,7 @@ def _print_text(
     help="File or directory whose digests must be among the subjects (repeatable).",
 )
 @click.option("--dir-digest", is_flag=True, help="Hash directories as one digest each.")
-@click.option("--exclude", "excludes", multiple=True, help="Glob of paths to skip (repeatable).")
+@exclude_option
 @click.option(
     "--image",
     "images",

@@ -135,12 +135,13 @@ class Trust:
 
 @dataclass(frozen=True)
 class Identity:
-    """The expected signer: one SAN and the OIDC issuer, each exact or by regexp."""
+    """The expected signer: one SAN and the OIDC issuer, each exact or by regexp ('' = not
+    given)."""
 
-    subject: str | None = None
-    subject_regexp: str | None = None
-    issuer: str | None = None
-    issuer_regexp: str | None = None
+    subject: str = ""
+    subject_regexp: str = ""
+    issuer: str = ""
+    issuer_regexp: str = ""
 
     def __post_init__(self) -> None:
         if not (self.subject or self.subject_regexp):
