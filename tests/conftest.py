@@ -4,4 +4,5 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.keys",
     "tests.fixtures.hostile_http",
+    "tests.fixtures.pgp",
 ]
