@@ -21,8 +21,8 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.tools import REPO_ROOT, require_machine, require_tool
 from tests.fixtures.private_var_lib import with_private_var_lib
+from tests.fixtures.tools import REPO_ROOT, require_machine, require_tool
 
 BUILD_OUT = REPO_ROOT / "build" / "image-test"
 HOST_PYTHON = "/usr/bin/python3"
