@@ -121,6 +121,11 @@ def _copy_file(src: Path, dst: Path, budget: _Budget) -> None:
         ) from err
     budget.take(src, len(data))
     dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.exists():
+        raise UsageError(
+            f"--policy {src}: another policy path also holds {dst.name} at the same place; "
+            "give them as one directory or rename one"
+        )
     dst.write_bytes(data)
 
 
@@ -178,17 +183,18 @@ def stage_roots(paths: Sequence[Path], dest: Path) -> list[tuple[Path, Path]]:
 
 
 def stage_tree(base: Path, names: Sequence[str], dest: Path) -> None:
-    """Copy ``names`` (relative to ``base``; all of it when empty) into ``dest``, keeping
-    their paths, so that ``opa eval -d dest`` loads what ``opa eval -d base`` would for them.
-    Names may not leave ``base``. The Task's verify step stages its policy workspace so."""
+    """Copy ``names`` (relative to ``base``; ``.`` or none: all of it) into the one OPA root
+    ``dest``, so that ``opa eval -d dest`` loads what ``opa eval -d base/NAME ...`` would: a
+    file lands at the root, a directory's content is merged into it (two files at the same
+    place are refused). Names may not leave ``base``. The Task's verify step stages its policy
+    workspace so; its OPA step takes one root."""
     budget = _Budget()
-    if not names:
-        _copy_tree(base, dest, budget)
-    for name in names:
+    for name in names or ["."]:
         rel = Path(name)
         if rel.is_absolute() or ".." in rel.parts:
             raise UsageError(f"policy {name!r}: give a path inside the policy workspace")
-        _stage_one(base / rel, dest / rel, budget)
+        src = base / rel
+        _stage_one(src, dest if src.is_dir() else dest / src.name, budget)
     if not any(p.suffix == ".rego" for p in _files(dest)):
         raise UsageError(f"policy {' '.join(names) or base}: no Rego module (.rego) found")
 

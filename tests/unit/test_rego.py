@@ -146,3 +146,22 @@ _json: Any = st.recursive(
 def test_any_denial_renders_as_short_single_lines(values: list[Any]) -> None:
     for line in rego.render_denials(values):
         assert "\n" not in line and len(line) <= 300
+
+
+def test_stage_tree_makes_each_name_a_root_and_refuses_collisions(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    (ws / "policy" / "release").mkdir(parents=True)
+    (ws / "policy" / "data" / "more").mkdir(parents=True)
+    (ws / "policy" / "release" / "rules.rego").write_text("package p\n")
+    (ws / "policy" / "data" / "rule_data.yml").write_text("rule_data: {}\n")
+    (ws / "policy" / "data" / "more" / "x.json").write_text("{}")
+    (ws / ".git").mkdir()
+    (ws / ".git" / "config.json").write_text("{}")
+    dest = tmp_path / "dest"
+    rego.stage_tree(ws, ["policy/release", "policy/data"], dest)
+    staged = sorted(str(p.relative_to(dest)) for p in dest.rglob("*") if p.is_file())
+    assert staged == ["more/x.json", "rule_data.yml", "rules.rego"]
+
+    (ws / "policy" / "data" / "rules.rego").write_text("package q\n")
+    with pytest.raises(UsageError, match=r"also holds rules\.rego"):
+        rego.stage_tree(ws, ["policy/release", "policy/data"], tmp_path / "again")
