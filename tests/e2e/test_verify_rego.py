@@ -10,7 +10,7 @@ steps with this machine's tools; the image is built by hack/image/opa.py).
 - a provenance the policy accepts: VERIFIED "true";
 - one it denies (another builder id): VERIFIED "false", the rule named in the rego step's log;
 - a REGO_QUERY the policy does not define: fails closed;
-- no REGO_POLICY: the rego step's gate denies nothing and the Task passes as before.
+- no REGO_POLICY: the rego step's gate denies nothing; the params' policy decides, as before.
 """
 
 from __future__ import annotations
@@ -123,11 +123,17 @@ def test_a_query_the_policy_does_not_define_fails_closed(
     assert "denials: <undefined>" in step_log(outcome, "rego"), outcome.logs
 
 
-def test_without_a_rego_policy_the_gate_denies_nothing(
+def test_without_a_rego_policy_the_task_decides_as_before(
     built: None,  # noqa: F811
     tmp_path: Path,
 ) -> None:
-    outcome = run_verify(tmp_path, BUILDER, "none", bind_policy=False)
+    outcome = run_verify(
+        tmp_path,
+        BUILDER,
+        "none",
+        bind_policy=False,
+        ALLOWED_SOURCE_REPOS="https://github.com/example/app",
+    )
     assert outcome.succeeded, f"{outcome.message}\n{outcome.logs}"
     assert outcome.result("VERIFIED") == "true"
     assert outcome.result("REASON") == "verified .attest/provenance.dsse.json"
