@@ -72,6 +72,9 @@ def test_stage_needs_a_rego_module_and_a_known_suffix(tmp_path: Path) -> None:
         rego.stage_roots([tmp_path / "notes.txt"], tmp_path / "b")
     with pytest.raises(UsageError, match="cannot read it"):
         rego.stage_roots([tmp_path / "missing.rego"], tmp_path / "c")
+    os.mkfifo(tmp_path / "fifo.rego")  # refused before it is opened: no hang
+    with pytest.raises(UsageError, match="not a file or directory"):
+        rego.stage_roots([tmp_path / "fifo.rego"], tmp_path / "d")
 
 
 def test_stage_is_bounded_in_files(tmp_path: Path) -> None:
