@@ -202,6 +202,31 @@ def parse_dependency(text: str, *, what: str = "--resolved-dependency") -> dict[
     return {"uri": uri, "digest": {alg: hexpart}}
 
 
+DECLARED_ANNOTATION = "attest-step.dev/recorded"
+_DECLARED_NAME = re.compile(
+    r"task|pipeline|pipelineTask|stepAction/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+)
+
+
+def parse_declared_ref(text: str, *, what: str = "--declared-ref") -> dict[str, Any]:
+    """``NAME=URI@ALG:HEX`` -> ``{name, uri, digest, annotations: {recorded: declared}}``.
+
+    The Task, Pipeline or StepAction a run was resolved from, as the Pipeline author states it
+    (a step cannot read the TaskRun's ``status.provenance.refSource``). NAME is one of Chains'
+    names: ``task``, ``pipeline``, ``pipelineTask``, ``stepAction/<step>``; URI@ALG:HEX is
+    read as ``--resolved-dependency`` reads it (a bundle ``REGISTRY/REPO@sha256:HEX`` becomes
+    ``oci://REGISTRY/REPO``; a git resolver's ``git+https://HOST/REPO.git@sha1:HEX``).
+    """
+    name, eq, rest = text.strip().partition("=")
+    if not eq or _DECLARED_NAME.fullmatch(name) is None:
+        raise UsageError(
+            f"{what}: {_shown(text)}: give NAME=URI@ALG:HEX, NAME one of task, pipeline, "
+            "pipelineTask, stepAction/<step>"
+        )
+    descriptor = parse_dependency(rest, what=what)
+    return {"name": name, **descriptor, "annotations": {DECLARED_ANNOTATION: "declared"}}
+
+
 GIT_SOURCE_NAME = "inputs/result"
 
 

@@ -31,6 +31,7 @@ ENV_IMAGE_DIGEST = "IMAGE_DIGEST"
 ENV_IMAGES = "IMAGES"
 ENV_PARAM_PREFIX = "ATTEST_PARAM_"  # ATTEST_PARAM_<name>=$(params.<name>)
 ENV_RESOLVED_DEPENDENCIES = "ATTEST_RESOLVED_DEPENDENCIES"  # URI@ALG:HEX, one per line
+ENV_DECLARED_REFS = "ATTEST_DECLARED_REFS"  # NAME=URI@ALG:HEX, space or newline separated
 ENV_BUILDER_ID = "ATTEST_BUILDER_ID"
 ENV_STARTED_ON = "ATTEST_STARTED_ON"
 
@@ -52,6 +53,7 @@ class TektonContext(RunContext):
     images: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     resolved_dependencies: tuple[str, ...] = ()
+    declared_refs: tuple[str, ...] = ()
     builder_id: str | None = None
     started_on: str | None = None
 
@@ -92,6 +94,7 @@ def read_context(env: Mapping[str, str]) -> TektonContext:
         images=_get(env, ENV_IMAGES),
         params=dict(sorted(params.items())),
         resolved_dependencies=tuple(deps_text.split()),
+        declared_refs=tuple(env.get(ENV_DECLARED_REFS, "").split()),
         builder_id=_get(env, ENV_BUILDER_ID),
         started_on=_get(env, ENV_STARTED_ON),
     )

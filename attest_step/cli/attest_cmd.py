@@ -29,6 +29,7 @@ from attest_step.provenance import (
     git_dependency,
     load_params_file,
     merge_params,
+    parse_declared_ref,
     parse_dependency,
     parse_param,
     parse_time,
@@ -66,7 +67,11 @@ def _hashed_subjects(
 
 
 def _dependencies(
-    ctx: TektonContext, git_url: str | None, git_commit: str | None, given: Sequence[str]
+    ctx: TektonContext,
+    git_url: str | None,
+    git_commit: str | None,
+    given: Sequence[str],
+    declared_refs: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     url = git_url or ctx.git_url
     commit = git_commit or ctx.git_commit
@@ -83,6 +88,11 @@ def _dependencies(
         parse_dependency(item, what="ATTEST_RESOLVED_DEPENDENCIES")
         for item in ctx.resolved_dependencies
     )
+    if declared_refs:  # the flags win over the environment
+        deps.extend(parse_declared_ref(item) for item in declared_refs)
+    else:
+        what = "ATTEST_DECLARED_REFS"
+        deps.extend(parse_declared_ref(item, what=what) for item in ctx.declared_refs)
     return deps
 
 
@@ -195,6 +205,14 @@ def _stored_ref(
     help="Input URI@ALG:HEX, or an image REPOSITORY@sha256:HEX (repeatable).",
 )
 @click.option(
+    "--declared-ref",
+    "declared_refs",
+    multiple=True,
+    help="The Task/Pipeline/StepAction ref the run came from, NAME=URI@ALG:HEX (NAME: task, "
+    "pipeline, pipelineTask or stepAction/STEP), recorded as declared (repeatable; "
+    "default: env ATTEST_DECLARED_REFS).",
+)
+@click.option(
     "--builder-id",
     help=f"builder.id URI (default: env ATTEST_BUILDER_ID, else {DEFAULT_BUILDER_ID}).",
 )
@@ -270,6 +288,7 @@ def attest_command(
     git_url: str | None,
     git_commit: str | None,
     dependencies: tuple[str, ...],
+    declared_refs: tuple[str, ...],
     builder_id: str | None,
     invocation_id: str | None,
     started_on: str | None,
@@ -312,7 +331,7 @@ def attest_command(
         )
     file_params = load_params_file(params_file) if params_file is not None else {}
     merged = merge_params(ctx.params, file_params, [parse_param(p) for p in params])
-    deps = _dependencies(ctx, git_url, git_commit, dependencies)
+    deps = _dependencies(ctx, git_url, git_commit, dependencies, declared_refs)
     checked_builder_id = check_builder_id(
         builder_id or ctx.builder_id or DEFAULT_BUILDER_ID,
         what="--builder-id" if builder_id else "ATTEST_BUILDER_ID",
