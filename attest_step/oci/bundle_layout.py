@@ -21,7 +21,7 @@ from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.documents import parse_descriptor
-from attest_step.oci.rmw import SYSTEM_PACE, Pace, Read, Update, read_modify_write, read_tag
+from attest_step.oci.rmw import Read, Update, read_modify_write, read_tag
 from attest_step.oci.store import Manifest, Store
 from attest_step.oci.types import (
     BUNDLE_CONTENT_ANNOTATION,
@@ -129,8 +129,6 @@ class ReferrersRead:
 def prefetch_referrer(
     store: Store,
     subject_digest: str,
-    *,
-    pace: Pace = SYSTEM_PACE,
 ) -> ReferrersRead:
     """What :func:`push_referrer` can do before the bundle (the signature) exists: upload
     the empty config, list the referrers (reading the fallback tag when the registry has no
@@ -141,7 +139,7 @@ def prefetch_referrer(
         fallback: Read | None = None
         found = store.referrers(subject_digest)
         if found is None:
-            fallback = read_tag(store, tag_for(subject_digest), pace)
+            fallback = read_tag(store, tag_for(subject_digest))
             found = _entries(fallback.manifest)
         descriptors = [parse_descriptor(d, f"referrers of {subject_digest}") for d in found]
         bundles = dict(_bundle_digests(store, subject_digest, descriptors))
@@ -159,7 +157,6 @@ def push_referrer(
     bundle: bytes,
     predicate_type: str,
     created: str,
-    pace: Pace = SYSTEM_PACE,
     prefetched: ReferrersRead | None = None,
 ) -> ReferrerResult:
     """Attach ``bundle`` to ``subject``; idempotent (a referrer with the same bundle is kept).
@@ -197,7 +194,7 @@ def push_referrer(
     ).to_dict()
     tag = tag_for(subject.digest)
     first = prefetched.fallback if prefetched is not None else None
-    _add_to_fallback_index(store, tag=tag, entry=entry, pace=pace, first=first)
+    _add_to_fallback_index(store, tag=tag, entry=entry, first=first)
     return ReferrerResult(digest, "pushed", tag)
 
 
@@ -228,7 +225,6 @@ def _add_to_fallback_index(
     *,
     tag: str,
     entry: dict[str, Any],
-    pace: Pace,
     first: Read | None = None,
 ) -> None:
     seen: dict[str, dict[str, Any]] = {}
@@ -248,7 +244,7 @@ def _add_to_fallback_index(
         return index_bytes([*entries, *restored, *mine])
 
     update = Update(build, complete, INDEX_TYPE, "the referrers index")
-    read_modify_write(store, tag, update, pace=pace, first=first)
+    read_modify_write(store, tag, update, first=first)
 
 
 def _entries(index: Manifest | None) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import contextlib
 from typing import Any, NamedTuple
 
 from attest_step.errors import RegistryError
-from attest_step.oci.rmw import SYSTEM_PACE, Pace, Read, Update, read_modify_write, read_tag
+from attest_step.oci.rmw import Read, Update, read_modify_write, read_tag
 from attest_step.oci.store import Background, Manifest, Store
 from attest_step.oci.types import (
     CONFIG_TYPE,
@@ -123,7 +123,6 @@ def append_layer(
     tag: str,
     layer: Layer,
     *,
-    pace: Pace = SYSTEM_PACE,
     first: Read | None = None,
 ) -> AppendResult:
     """Add ``layer`` to the manifest at ``tag`` without dropping anyone else's layer.
@@ -134,14 +133,14 @@ def append_layer(
     # The layer blob is uploaded while the tag is read and the config uploaded.
     upload = store.put_blob_background(layer.data)
     try:
-        return _append(store, tag, ours, upload, pace, first)
+        return _append(store, tag, ours, upload, first)
     finally:
         with contextlib.suppress(Exception):
             upload.wait()  # joined on every path; its error, if any, was raised already
 
 
-def _append(  # noqa: PLR0917
-    store: Store, tag: str, ours: Descriptor, upload: Background, pace: Pace, first: Read | None
+def _append(
+    store: Store, tag: str, ours: Descriptor, upload: Background, first: Read | None
 ) -> AppendResult:
     seen = _Seen()
 
@@ -166,7 +165,7 @@ def _append(  # noqa: PLR0917
         return manifest_bytes(merged, config)
 
     update = Update(build, complete, MANIFEST_TYPE, "the tag")
-    outcome = read_modify_write(store, tag, update, pace=pace, first=first)
+    outcome = read_modify_write(store, tag, update, first=first)
     return AppendResult(outcome.digest, outcome.status, outcome.attempts)
 
 
@@ -174,8 +173,6 @@ def prefetch_append(
     store: Store,
     tag: str,
     layer_data: bytes,
-    *,
-    pace: Pace = SYSTEM_PACE,
 ) -> Read:
     """What :func:`append_layer` of a layer with blob ``layer_data`` can do before the
     layer's annotations (the signature) exist: read the tag, and upload the layer blob and
@@ -190,7 +187,7 @@ def prefetch_append(
     first_config = config_blob([layer_digest])
     guess = store.put_blob_background(first_config)
     try:
-        read = read_tag(store, tag, pace)
+        read = read_tag(store, tag)
         digests = [d.digest for d in layers_of(read.manifest)]
         config = config_blob([*digests, layer_digest])
         if config != first_config:
