@@ -11,14 +11,17 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from attest_step.imageref import ImageRef
-from attest_step.oci.layout_store import LayoutStore
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.registry import RegistryClient
 from attest_step.oci.registry_store import RegistryStore
 from attest_step.oci.retry import Deadline, RetryPolicy
 from attest_step.oci.store import Store
+
+if TYPE_CHECKING:
+    from attest_step.oci.layout_store import LayoutStore
 
 
 class Stores:
@@ -29,6 +32,8 @@ class Stores:
         self._clients: dict[str, RegistryClient] = {}
         self.layout: LayoutStore | None = None
         if options.oci_layout_dir:
+            from attest_step.oci.layout_store import LayoutStore  # noqa: PLC0415 (when used)
+
             root = Path(options.oci_layout_dir)
             self.layout = LayoutStore(root, max_blob_bytes=options.max_blob_bytes)
 

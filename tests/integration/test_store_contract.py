@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -20,7 +21,7 @@ from attest_step.imageref import parse_image_ref
 from attest_step.keys.local import LocalSigner, PublicKeyVerifier
 from attest_step.oci.bundle_layout import fetch_bundles, list_referrers, push_referrer
 from attest_step.oci.layout_store import LayoutStore
-from attest_step.oci.options import RegistryOptions
+from attest_step.oci.options import DEFAULT_MAX_BLOB_BYTES, MAX_MANIFEST_BYTES, RegistryOptions
 from attest_step.oci.registry import RegistryClient
 from attest_step.oci.registry_store import RegistryStore
 from attest_step.oci.retry import Deadline
@@ -49,18 +50,30 @@ pytestmark = pytest.mark.registry
 BACKENDS = ["registry", "oci-layout"]
 
 
+class Backend(NamedTuple):
+    store: Store
+    blob_file: Callable[[str], Path]
+    """Where the backend keeps a blob's bytes on disk (to forge them)."""
+
+
 @pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "registry":
         registry: LocalRegistry = request.getfixturevalue("registry")
         host, _, repository = registry.repo("contract").partition("/")
         options = RegistryOptions(allow_insecure_registry=True, timeout_seconds=30)
         client = RegistryClient(host, options, deadline=Deadline(30))
-        yield RegistryStore(client, repository)
+        blobs = registry.storage / "docker" / "registry" / "v2" / "blobs" / "sha256"
+        yield Backend(RegistryStore(client, repository), lambda d: blobs / d[7:9] / d[7:] / "data")
         return
     layout = LayoutStore(tmp_path / "layout")
     with layout.locked():
-        yield layout
+        yield Backend(layout, lambda d: tmp_path / "layout" / "blobs" / "sha256" / d[7:])
+
+
+@pytest.fixture
+def store(backend: Backend) -> Store:
+    return backend.store
 
 
 def _subject(store: Store, label: str = "subject") -> Descriptor:
@@ -99,6 +112,28 @@ def test_blobs_round_trip_and_are_checked(store: Store) -> None:
         store.get_blob(digest, size=len(data) + 1)
     with pytest.raises(RegistryError):
         store.get_blob("sha256:xyz")
+
+
+def test_descriptors_claiming_more_than_the_limits_are_not_read(store: Store) -> None:
+    digest = store.put_blob(b"small")
+    with pytest.raises(RegistryError, match="more than --max-blob-size"):
+        store.get_blob(digest, size=DEFAULT_MAX_BLOB_BYTES + 1)
+    subject = _subject(store)
+    with pytest.raises(RegistryError, match=f"more than the {MAX_MANIFEST_BYTES} bytes"):
+        store.get_manifest(subject.digest, size=MAX_MANIFEST_BYTES + 1)
+
+
+def test_content_that_does_not_match_its_digest_is_refused(backend: Backend) -> None:
+    store = backend.store
+    digest = store.put_blob(b"the genuine blob bytes")
+    backend.blob_file(digest).write_bytes(b"the forged! blob byte")
+    with pytest.raises(RegistryError, match="does not match its digest"):
+        store.get_blob(digest)
+    subject = _subject(store, "genuine")
+    path = backend.blob_file(subject.digest)
+    path.write_bytes(path.read_bytes().replace(b'"size"', b'"Size"'))
+    with pytest.raises(RegistryError, match="does not match its digest"):
+        store.get_manifest(subject.digest)
 
 
 def test_a_tagged_manifest_reads_back_by_tag_and_by_digest(store: Store) -> None:
