@@ -66,6 +66,20 @@ def _subject_digest(doc: dict[str, Any]) -> str | None:
     return digest if isinstance(digest, str) else None
 
 
+def _read_file(path: Path, limit: int, what: str) -> bytes | None:
+    """At most ``limit`` bytes of ``path`` (more: refused), None when it does not exist."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as err:
+        raise AttestStepError(f"{what}: cannot read it ({err.strerror})") from err
+    if len(data) > limit:
+        raise RegistryError(f"{what}: larger than {limit} bytes; not read")
+    return data
+
+
 class LayoutStore:
     """An OCI image-layout directory as a :class:`~attest_step.oci.store.Store`."""
 
@@ -112,18 +126,9 @@ class LayoutStore:
                 fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _read_index(self) -> list[dict[str, Any]]:
-        path = self.root / "index.json"
         what = f"{self.name}: index.json"
-        if not path.is_file():
-            return []
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(self.max_blob_bytes + 1)
-        except OSError as err:
-            raise AttestStepError(f"{what}: cannot read it ({err.strerror})") from err
-        if len(data) > self.max_blob_bytes:
-            raise RegistryError(f"{what}: larger than {self.max_blob_bytes} bytes; not read")
-        return index_entries(data, what)
+        data = _read_file(self.root / "index.json", self.max_blob_bytes, what)
+        return [] if data is None else index_entries(data, what)
 
     def _write_index(self, manifests: list[dict[str, Any]]) -> None:
         doc = {"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": manifests}
@@ -150,17 +155,9 @@ class LayoutStore:
 
     def _read(self, digest: str, limit: int, what: str) -> bytes | None:
         """The blob ``digest`` (checked against it), None when absent; at most ``limit``."""
-        path = self._path(digest)
-        try:
-            with path.open("rb") as handle:
-                data = handle.read(limit + 1)
-        except FileNotFoundError:
-            return None
-        except OSError as err:
-            raise AttestStepError(f"{what}: cannot read it ({err.strerror})") from err
-        if len(data) > limit:
-            raise RegistryError(f"{what}: larger than {limit} bytes; not read")
-        check_content(data, digest, what)
+        data = _read_file(self._path(digest), limit, what)
+        if data is not None:
+            check_content(data, digest, what)
         return data
 
     # --- Store ------------------------------------------------------------------------
@@ -182,6 +179,8 @@ class LayoutStore:
                 "bytes a manifest may have; not read"
             )
         data = self._read(digest, MAX_MANIFEST_BYTES, what)
+        if data is None and media is not None:
+            raise RegistryError(f"{what}: index.json names {digest}, which the layout lacks")
         if data is None:
             return None
         if size is not None and len(data) != size:

@@ -255,3 +255,17 @@ def test_registry_and_layout_hold_byte_identical_cosign_manifests(
             theirs = remote.get_manifest(record["manifestDigest"])
             ours = local.get_manifest(record["manifestDigest"])
             assert theirs is not None and ours is not None and theirs.data == ours.data
+
+
+def test_a_layout_entry_whose_manifest_is_missing_is_refused(tmp_path: Path) -> None:
+    """index.json naming a manifest the directory lacks is a broken layout (exit 2), not an
+    absent tag: a read-modify-write would otherwise drop what the entry held."""
+    layout = LayoutStore(tmp_path / "layout")
+    with layout.locked():
+        tag = tag_for(_subject(layout).digest, ".sig")
+        append_layer(layout, tag, _layer(1))
+    digest = layout.manifest_digest(tag)
+    assert digest is not None
+    (tmp_path / "layout" / "blobs" / "sha256" / digest[7:]).unlink()
+    with pytest.raises(RegistryError, match="which the layout lacks"), layout.locked():
+        append_layer(layout, tag, _layer(2))
