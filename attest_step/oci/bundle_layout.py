@@ -56,7 +56,7 @@ def bundle_bytes(
         "mediaType": BUNDLE_TYPE,
         "verificationMaterial": {
             "publicKey": {"hint": hint},
-            "tlogEntries": [dict(e) for e in tlog_entries],
+            "tlogEntries": list(tlog_entries),
         },
         "dsseEnvelope": {
             "payload": envelope["payload"],
