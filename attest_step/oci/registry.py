@@ -16,6 +16,9 @@ and body, and a body is refused as soon as it passes its limit (manifests and in
 registry refused or answered something unusable, :class:`RegistryUnavailable` (exit 75)
 when no complete answer came in time.
 
+The layouts reach this client through the registry backend of the store interface
+(:class:`attest_step.oci.registry_store.RegistryStore`), never directly.
+
 Start-up: ``oras.provider`` is not imported (it pulls in jsonschema and oras' schema and
 layout code, about 30 ms, none of which this client uses); ``oras.auth`` and requests are.
 """
