@@ -241,6 +241,10 @@ def test_registry_and_layout_hold_byte_identical_cosign_manifests(
     assert [r["status"] for r in to_registry] == ["pushed"] * 4
     assert [r["status"] for r in to_layout] == ["pushed"] * 4
     assert [r["manifestDigest"] for r in to_registry] == [r["manifestDigest"] for r in to_layout]
+    again = push_spool(spool, options) + push_spool(
+        spool, options._replace(oci_layout_dir=str(layout_dir))
+    )
+    assert [r["status"] for r in again] == ["present"] * 8
 
     ref = parse_image_ref(pushed.ref)
     client = RegistryClient(ref.registry, options, deadline=Deadline(30))
