@@ -234,3 +234,14 @@ def read_small_file(path: Path, what: str, *, limit: int = MAX_INPUT_FILE) -> by
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def read_input_file(path: Path, what: str, *, limit: int = MAX_INPUT_FILE) -> bytes:
+    """:func:`read_small_file` for a file named on the command line: a file that cannot be
+    read (missing, no permission) is a one-line UsageError naming ``what`` and the path."""
+    try:
+        return read_small_file(path, what, limit=limit)
+    except OSError as err:
+        raise UsageError(
+            f"{what} {path}: cannot read it ({err.strerror or err}); check the path"
+        ) from err

@@ -17,7 +17,7 @@ from typing import Any
 
 from attest_step import __version__
 from attest_step.errors import UsageError
-from attest_step.fileio import read_small_file
+from attest_step.fileio import read_input_file
 from attest_step.imageref import parse_image_ref
 from attest_step.model import Subject
 
@@ -126,9 +126,7 @@ def load_params_file(path: Path) -> dict[str, ParamValue]:
     """Read a JSON object ``{name: string | [string] | {key: string}}``."""
     what = f"--params-file {path}"
     try:
-        data = json.loads(read_small_file(path, "--params-file").decode("utf-8"))
-    except OSError as err:
-        raise UsageError(f"{what}: cannot read it ({err.strerror}); check the path") from err
+        data = json.loads(read_input_file(path, "--params-file").decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UsageError(f"{what}: not valid JSON ({err}); give a JSON object") from err
     if not isinstance(data, dict):

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from attest_step.errors import UsageError
-from attest_step.fileio import describe, read_small_file
+from attest_step.fileio import describe, read_input_file
 
 DEFAULT_QUERY = "data.attest_step.tekton_step.deny"
 SUFFIXES = (".rego", ".json", ".yaml", ".yml")
@@ -113,12 +113,7 @@ class _Budget:
 
 
 def _copy_file(src: Path, dst: Path, budget: _Budget) -> None:
-    try:
-        data = read_small_file(src, "--policy", limit=MAX_POLICY_BYTES)
-    except OSError as err:
-        raise UsageError(
-            f"--policy {src}: cannot read it ({err.strerror}); check the path"
-        ) from err
+    data = read_input_file(src, "--policy", limit=MAX_POLICY_BYTES)
     budget.take(src, len(data))
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.exists():
@@ -146,9 +141,7 @@ def _stage_one(src: Path, dst: Path, budget: _Budget) -> None:
     try:
         mode = src.stat().st_mode
     except OSError as err:
-        raise UsageError(
-            f"--policy {src}: cannot read it ({err.strerror}); check the path"
-        ) from err
+        raise _unreadable(src, err) from err
     if stat.S_ISDIR(mode):
         _copy_tree(src, dst, budget)
     elif stat.S_ISREG(mode) and src.name.endswith(SUFFIXES):

@@ -26,6 +26,7 @@ layout code, about 30 ms, none of which this client uses); ``oras.auth`` and req
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
@@ -39,6 +40,7 @@ import oras.auth.utils
 import requests
 
 from attest_step.errors import RegistryError, RegistryUnavailable
+from attest_step.fileio import read_small_file
 from attest_step.oci.documents import (
     check_content,
     check_digest_syntax,
@@ -101,15 +103,14 @@ def load_docker_auths(path: Path) -> dict[str, Any]:
     """The config's ``auths``/``credHelpers``/``credsStore`` with hosts normalised."""
     if not path.is_file():
         return {"auths": {}, "credHelpers": {}, "credsStore": None}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise RegistryError(
-            f"docker config {path}: cannot read it as JSON ({type(err).__name__}); "
-            "fix the file or point DOCKER_CONFIG at a valid one"
-        ) from err
+    doc: Any = None
+    with contextlib.suppress(OSError, ValueError):
+        doc = json.loads(read_small_file(path, "docker config"))
     if not isinstance(doc, dict):
-        raise RegistryError(f"docker config {path}: not a JSON object; fix the file")
+        raise RegistryError(
+            f"docker config {path}: not a readable JSON object; "
+            "fix the file or point DOCKER_CONFIG at a valid one"
+        )
     auths = {_normalise_host(k): v for k, v in (doc.get("auths") or {}).items()}
     helpers = {_normalise_host(k): v for k, v in (doc.get("credHelpers") or {}).items()}
     return {"auths": auths, "credHelpers": helpers, "credsStore": doc.get("credsStore")}

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from attest_step.errors import UsageError
 from attest_step.fileio import read_small_file
-from attest_step.keys.password import Password, read_password_file
+from attest_step.keys.password import from_secret_or_env
 from attest_step.keys.secret_dir import DATA_LINK
 
 if TYPE_CHECKING:
@@ -63,17 +63,6 @@ def _secret_files(key_ref: str) -> tuple[Path, Path | None]:
     return key, passphrase if passphrase.exists() else None
 
 
-def _passphrase(secret_file: Path | None, environ: Mapping[str, str]) -> Password | None:
-    if secret_file is not None:
-        return read_password_file(secret_file, "from the Secret directory")
-    if PASSPHRASE_ENV in environ:
-        return Password(environ[PASSPHRASE_ENV].encode("utf-8"), PASSPHRASE_ENV)
-    file_name = environ.get(PASSPHRASE_FILE_ENV)
-    if file_name:
-        return read_password_file(Path(file_name), PASSPHRASE_FILE_ENV)
-    return None
-
-
 def _read(path: Path, flag: str, what: str) -> bytes:
     try:
         return read_small_file(path, f"{flag} {what}", limit=MAX_KEY_BYTES)
@@ -114,7 +103,7 @@ def load_pgp_signer(key_ref: str, *, environ: Mapping[str, str] | None = None) -
             f"--pgp-key {key_path}: key {fingerprint} has no usable signing key (expired, "
             "revoked or encryption-only); use a key that can sign"
         )
-    passphrase = _passphrase(secret_passphrase, env)
+    passphrase = from_secret_or_env(secret_passphrase, env, PASSPHRASE_ENV, PASSPHRASE_FILE_ENV)
     if passphrase is None:
         raise UsageError(
             f"--pgp-key {key_path}: key {fingerprint} is encrypted and no passphrase was "
