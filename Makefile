@@ -12,7 +12,7 @@ export PATH := $(CURDIR)/.tools/bin:$(CURDIR)/$(BIN):$(PATH)
 PYTEST_WORKERS ?= 2
 
 PHONY_CLUSTER := cluster-build cluster-up cluster-down e2e-cluster chains-comparison
-.PHONY: $(PHONY_CLUSTER) help venv tools tekton-tools test test-fast fuzz lint bench demo image image-dev image-lock image-kaniko release-pin wheel validate-catalog e2e-kind clean
+.PHONY: $(PHONY_CLUSTER) help venv tools tekton-tools test test-fast fuzz lint bench demo image image-dev image-lock image-kaniko image-opa release-pin wheel validate-catalog e2e-kind clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-18s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ image-lock: ## Re-resolve Debian packages and wheels; rewrite images/$(IMAGE_NAM
 
 image-kaniko: ## Build the kaniko executor image from KANIKO_SRC (a kaniko source checkout; offline, -mod=vendor)
 	$(IMAGE_PY) hack/image/kaniko.py --src "$(KANIKO_SRC)" --version $(or $(KANIKO_VERSION),v1.27.6) --epoch $(or $(KANIKO_EPOCH),1780695290)
+
+image-opa: ## Build the OPA image of verify-provenance's rego step from the Go module proxy (go install -trimpath)
+	$(IMAGE_PY) hack/image/opa.py --version $(or $(OPA_VERSION),v1.22.4)
 
 release-pin: ## Pin the catalog's attest-step reference to the last locked `make image` digest
 	$(IMAGE_PY) hack/image/cli.py pin

@@ -72,6 +72,18 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def write_new_file(dir_fd: int, name: str, data: bytes, mode: int = 0o644) -> None:
+    """Create ``name`` in the directory ``dir_fd``, which must not hold it (no link is
+    followed), write ``data`` and fsync it; raises OSError."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, mode, dir_fd=dir_fd)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _to_stream(stream: BinaryIO, data: bytes) -> None:
     stream.write(data)
     stream.flush()
@@ -222,3 +234,14 @@ def read_small_file(path: Path, what: str, *, limit: int = MAX_INPUT_FILE) -> by
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def read_input_file(path: Path, what: str, *, limit: int = MAX_INPUT_FILE) -> bytes:
+    """:func:`read_small_file` for a file named on the command line: a file that cannot be
+    read (missing, no permission) is a one-line UsageError naming ``what`` and the path."""
+    try:
+        return read_small_file(path, what, limit=limit)
+    except OSError as err:
+        raise UsageError(
+            f"{what} {path}: cannot read it ({err.strerror or err}); check the path"
+        ) from err

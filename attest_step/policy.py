@@ -26,7 +26,7 @@ import jsonschema
 import yaml
 
 from attest_step.errors import UsageError
-from attest_step.fileio import read_small_file
+from attest_step.fileio import read_input_file
 from attest_step.hermetic.record import ISOLATION_MEDIA_TYPE, decode_content
 
 _STRINGS = {"type": "array", "items": {"type": "string", "minLength": 1}, "uniqueItems": True}
@@ -162,12 +162,7 @@ def load_policy(path: Path) -> dict[str, Any]:
     rules (an empty file, only comments, or only ``apiVersion``/``kind``).
     """
     path = Path(path)
-    try:
-        data = read_small_file(path, "--policy", limit=MAX_POLICY_BYTES)
-    except OSError as err:
-        raise UsageError(
-            f"--policy {path}: cannot read it ({err.strerror}); check the path"
-        ) from err
+    data = read_input_file(path, "--policy", limit=MAX_POLICY_BYTES)
     loaded = None if _says_nothing(data) else _parse(data, path)
     if isinstance(loaded, dict):
         _check_list_items(loaded, path)

@@ -17,7 +17,7 @@ from typing import Any
 
 from attest_step import __version__
 from attest_step.errors import UsageError
-from attest_step.fileio import read_small_file
+from attest_step.fileio import read_input_file
 from attest_step.imageref import parse_image_ref
 from attest_step.model import Subject
 
@@ -126,9 +126,7 @@ def load_params_file(path: Path) -> dict[str, ParamValue]:
     """Read a JSON object ``{name: string | [string] | {key: string}}``."""
     what = f"--params-file {path}"
     try:
-        data = json.loads(read_small_file(path, "--params-file").decode("utf-8"))
-    except OSError as err:
-        raise UsageError(f"{what}: cannot read it ({err.strerror}); check the path") from err
+        data = json.loads(read_input_file(path, "--params-file").decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise UsageError(f"{what}: not valid JSON ({err}); give a JSON object") from err
     if not isinstance(data, dict):
@@ -200,6 +198,31 @@ def parse_dependency(text: str, *, what: str = "--resolved-dependency") -> dict[
         ref = parse_image_ref(f"{uri}@{digest}", what=what)
         return {"uri": f"oci://{ref.name}", "digest": {"sha256": ref.hex}}
     return {"uri": uri, "digest": {alg: hexpart}}
+
+
+DECLARED_ANNOTATION = "attest-step.dev/recorded"
+_DECLARED_NAME = re.compile(
+    r"task|pipeline|pipelineTask|stepAction/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
+)
+
+
+def parse_declared_ref(text: str, *, what: str = "--declared-ref") -> dict[str, Any]:
+    """``NAME=URI@ALG:HEX`` -> ``{name, uri, digest, annotations: {recorded: declared}}``.
+
+    The Task, Pipeline or StepAction a run was resolved from, as the Pipeline author states it
+    (a step cannot read the TaskRun's ``status.provenance.refSource``). NAME is one of Chains'
+    names: ``task``, ``pipeline``, ``pipelineTask``, ``stepAction/<step>``; URI@ALG:HEX is
+    read as ``--resolved-dependency`` reads it (a bundle ``REGISTRY/REPO@sha256:HEX`` becomes
+    ``oci://REGISTRY/REPO``; a git resolver's ``git+https://HOST/REPO.git@sha1:HEX``).
+    """
+    name, eq, rest = text.strip().partition("=")
+    if not eq or _DECLARED_NAME.fullmatch(name) is None:
+        raise UsageError(
+            f"{what}: {_shown(text)}: give NAME=URI@ALG:HEX, NAME one of task, pipeline, "
+            "pipelineTask, stepAction/<step>"
+        )
+    descriptor = parse_dependency(rest, what=what)
+    return {"name": name, **descriptor, "annotations": {DECLARED_ANNOTATION: "declared"}}
 
 
 GIT_SOURCE_NAME = "inputs/result"

@@ -1,6 +1,6 @@
 """Image subjects from flags and Tekton's result conventions.
 
-CONTRACT: ``image_subjects(images, image_url, image_digest, images_result) -> list[Subject]``
+CONTRACT: ``image_refs(images, image_url, image_digest, images_result) -> list[ImageRef]``
 where ``images`` are ``--image REF@sha256:HEX`` values, ``image_url``/``image_digest`` the
 ``IMAGE_URL``/``IMAGE_DIGEST`` results, and ``images_result`` the ``IMAGES`` result text
 (comma and/or newline separated). Subject name = ``registry/repository``, digest ``sha256``.
@@ -13,7 +13,7 @@ subjects. Any malformed value is a UsageError naming where it came from.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from attest_step.errors import UsageError
 from attest_step.imageref import ImageRef, image_ref_from_parts, parse_image_ref
@@ -59,13 +59,7 @@ def image_refs(
     return list(unique.values())
 
 
-def image_subjects(
-    images: Sequence[str],
-    image_url: str | None = None,
-    image_digest: str | None = None,
-    images_result: str | None = None,
-) -> list[Subject]:
+def image_subjects(refs: Iterable[ImageRef]) -> list[Subject]:
     """Subjects named ``registry/repository`` with digest ``{"sha256": hex}``, sorted."""
-    refs = image_refs(images, image_url, image_digest, images_result)
     subjects = [Subject(ref.name, {"sha256": ref.hex}) for ref in refs]
     return sorted(subjects, key=lambda s: (s.name, s.digest["sha256"]))

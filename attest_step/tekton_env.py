@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from attest_step.provenance import RunContext
+
 # Environment variable -> Tekton variable the StepAction sets it from.
 ENV_TASKRUN_UID = "TEKTON_TASKRUN_UID"  # $(context.taskRun.uid)
 ENV_TASKRUN_NAME = "TEKTON_TASKRUN_NAME"  # $(context.taskRun.name)
@@ -29,6 +31,7 @@ ENV_IMAGE_DIGEST = "IMAGE_DIGEST"
 ENV_IMAGES = "IMAGES"
 ENV_PARAM_PREFIX = "ATTEST_PARAM_"  # ATTEST_PARAM_<name>=$(params.<name>)
 ENV_RESOLVED_DEPENDENCIES = "ATTEST_RESOLVED_DEPENDENCIES"  # URI@ALG:HEX, one per line
+ENV_DECLARED_REFS = "ATTEST_DECLARED_REFS"  # NAME=URI@ALG:HEX, space or newline separated
 ENV_BUILDER_ID = "ATTEST_BUILDER_ID"
 ENV_STARTED_ON = "ATTEST_STARTED_ON"
 
@@ -39,16 +42,10 @@ MAX_STEP_ENTRIES = 1000
 
 
 @dataclass(frozen=True)
-class TektonContext:
-    """The run context the StepAction passed in; empty strings are treated as unset."""
+class TektonContext(RunContext):
+    """The run context the StepAction passed in; empty strings are treated as unset. The run's
+    identifiers are those of :class:`RunContext`, so the context is the provenance's ``run``."""
 
-    taskrun_uid: str | None = None
-    taskrun_name: str | None = None
-    namespace: str | None = None
-    task_name: str | None = None
-    pipelinerun_name: str | None = None
-    pipelinerun_uid: str | None = None
-    pipeline_name: str | None = None
     git_url: str | None = None
     git_commit: str | None = None
     image_url: str | None = None
@@ -56,8 +53,21 @@ class TektonContext:
     images: str | None = None
     params: dict[str, str] = field(default_factory=dict)
     resolved_dependencies: tuple[str, ...] = ()
+    declared_refs: tuple[str, ...] = ()
     builder_id: str | None = None
     started_on: str | None = None
+
+
+# RunContext field -> the environment variable it is read from.
+_RUN_ENV = {
+    "taskrun_uid": ENV_TASKRUN_UID,
+    "taskrun_name": ENV_TASKRUN_NAME,
+    "namespace": ENV_TASKRUN_NAMESPACE,
+    "task_name": ENV_TASK_NAME,
+    "pipelinerun_name": ENV_PIPELINERUN_NAME,
+    "pipelinerun_uid": ENV_PIPELINERUN_UID,
+    "pipeline_name": ENV_PIPELINE_NAME,
+}
 
 
 def _get(env: Mapping[str, str], name: str) -> str | None:
@@ -76,13 +86,7 @@ def read_context(env: Mapping[str, str]) -> TektonContext:
     }
     deps_text = env.get(ENV_RESOLVED_DEPENDENCIES, "")
     return TektonContext(
-        taskrun_uid=_get(env, ENV_TASKRUN_UID),
-        taskrun_name=_get(env, ENV_TASKRUN_NAME),
-        namespace=_get(env, ENV_TASKRUN_NAMESPACE),
-        task_name=_get(env, ENV_TASK_NAME),
-        pipelinerun_name=_get(env, ENV_PIPELINERUN_NAME),
-        pipelinerun_uid=_get(env, ENV_PIPELINERUN_UID),
-        pipeline_name=_get(env, ENV_PIPELINE_NAME),
+        **{name: _get(env, variable) for name, variable in _RUN_ENV.items()},
         git_url=_get(env, ENV_GIT_URL),
         git_commit=_get(env, ENV_GIT_COMMIT),
         image_url=_get(env, ENV_IMAGE_URL),
@@ -90,6 +94,7 @@ def read_context(env: Mapping[str, str]) -> TektonContext:
         images=_get(env, ENV_IMAGES),
         params=dict(sorted(params.items())),
         resolved_dependencies=tuple(deps_text.split()),
+        declared_refs=tuple(env.get(ENV_DECLARED_REFS, "").split()),
         builder_id=_get(env, ENV_BUILDER_ID),
         started_on=_get(env, ENV_STARTED_ON),
     )

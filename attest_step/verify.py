@@ -16,9 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from attest_step.dsse import INTOTO_PAYLOAD_TYPE, verify_envelope
-from attest_step.errors import AttestStepError, UsageError, VerificationError
-from attest_step.fileio import read_small_file
+from attest_step.dsse import verify_envelope
+from attest_step.errors import AttestStepError, VerificationError
+from attest_step.fileio import read_input_file
 from attest_step.keys.signer import Verifier
 from attest_step.model import Subject
 from attest_step.provenance import SLSA_PROVENANCE_V1
@@ -92,12 +92,7 @@ def verify_attestation(
     """Verify one envelope; raise VerificationError naming the first check that failed."""
     if not isinstance(envelope, Mapping):
         raise VerificationError("the attestation is not a JSON object (a DSSE envelope)")
-    found_type = envelope.get("payloadType")
-    if found_type != INTOTO_PAYLOAD_TYPE:
-        raise VerificationError(
-            f"payloadType is {found_type!r}; an in-toto attestation has {INTOTO_PAYLOAD_TYPE!r}"
-        )
-    payload = verify_envelope(dict(envelope), verifier)
+    payload = verify_envelope(dict(envelope), verifier)  # checks the in-toto payloadType
     statement = parse_statement(payload)
     if statement.predicate_type != predicate_type:
         raise VerificationError(
@@ -169,10 +164,7 @@ MAX_ENVELOPE_FILE = 64 << 20
 def read_envelopes(path: Path) -> list[dict[str, Any]]:
     """Envelopes in a file: one JSON object, or JSON Lines (``.intoto.jsonl``), one per line."""
     what = f"--envelope {path}"
-    try:
-        data = read_small_file(path, "--envelope", limit=MAX_ENVELOPE_FILE)
-    except OSError as err:
-        raise UsageError(f"{what}: cannot read it ({err.strerror}); check the path") from err
+    data = read_input_file(path, "--envelope", limit=MAX_ENVELOPE_FILE)
     try:
         whole = load_json_strict(data, what=what)
     except VerificationError:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need, idempotently:
 #  - Debian packages (when missing): docker-registry, shellcheck, yamllint, softhsm2, iproute2,
+#    gnupg (test keys for OpenPGP simple signing; skopeo and podman verify with it through gpgme),
 #    and for the step image mmdebstrap, umoci, podman, runc, python3-pip (the host's Debian pip)
 #  - pinned Go tools into .tools/bin: cosign v3 (and v2 when it builds), regctl (OCI layout interop),
 #    opa (the Rego policies in policy/), rekor-server-posix (a local Rekor v2 log: rekor-tiles'
@@ -23,6 +24,8 @@ apt_packages=()
 command -v docker-registry >/dev/null 2>&1 || apt_packages+=(docker-registry)
 command -v shellcheck >/dev/null 2>&1 || apt_packages+=(shellcheck)
 command -v skopeo >/dev/null 2>&1 || apt_packages+=(skopeo)
+command -v gpg >/dev/null 2>&1 || apt_packages+=(gnupg)
+command -v gpgconf >/dev/null 2>&1 || apt_packages+=(gpgconf)
 command -v git >/dev/null 2>&1 || apt_packages+=(git)
 command -v softhsm2-util >/dev/null 2>&1 || apt_packages+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || apt_packages+=(opensc)

@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.registry",
     "tests.fixtures.keys",
     "tests.fixtures.hostile_http",
+    "tests.fixtures.pgp",
     "tests.fixtures.rekor",
 ]

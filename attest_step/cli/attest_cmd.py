@@ -14,10 +14,9 @@ from typing import Any
 
 import click
 
-from attest_step.cli.common import emit_json, output_option
+from attest_step.cli.common import emit_json, exclude_option, output_option, write_output_file
 from attest_step.cli.early import early_work
 from attest_step.errors import AttestStepError, UsageError
-from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
@@ -25,12 +24,12 @@ from attest_step.provenance import (
     DEFAULT_BUILDER_ID,
     SLSA_PROVENANCE_V1,
     ProvenanceInputs,
-    RunContext,
     build_statement,
     check_builder_id,
     git_dependency,
     load_params_file,
     merge_params,
+    parse_declared_ref,
     parse_dependency,
     parse_param,
     parse_time,
@@ -69,7 +68,11 @@ def _hashed_subjects(
 
 
 def _dependencies(
-    ctx: TektonContext, git_url: str | None, git_commit: str | None, given: Sequence[str]
+    ctx: TektonContext,
+    git_url: str | None,
+    git_commit: str | None,
+    given: Sequence[str],
+    declared_refs: Sequence[str] = (),
 ) -> list[dict[str, Any]]:
     url = git_url or ctx.git_url
     commit = git_commit or ctx.git_commit
@@ -86,6 +89,11 @@ def _dependencies(
         parse_dependency(item, what="ATTEST_RESOLVED_DEPENDENCIES")
         for item in ctx.resolved_dependencies
     )
+    if declared_refs:  # the flags win over the environment
+        deps.extend(parse_declared_ref(item) for item in declared_refs)
+    else:
+        what = "ATTEST_DECLARED_REFS"
+        deps.extend(parse_declared_ref(item, what=what) for item in ctx.declared_refs)
     return deps
 
 
@@ -95,18 +103,6 @@ def _started_on(flag: str | None, ctx: TektonContext) -> datetime | None:
     if ctx.started_on is not None:
         return parse_time(ctx.started_on, what=ENV_STARTED_ON)
     return steps_prepared_time()
-
-
-def _write_atomically(path: Path, data: bytes, what: str) -> None:
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data, prefix=f".{path.name}.")
-    except UsageError as err:
-        raise UsageError(f"{what} {err}") from None
-    except OSError as err:
-        raise AttestStepError(
-            f"{what} {path}: cannot write it ({err.strerror}); check the directory"
-        ) from err
 
 
 def _spool(
@@ -202,7 +198,7 @@ def _stored_ref(
 @click.option(
     "--dir-digest", is_flag=True, help="One subject per directory instead of one per file."
 )
-@click.option("--exclude", "excludes", multiple=True, help="Glob of paths to skip (repeatable).")
+@exclude_option
 @click.option(
     "--image",
     "images",
@@ -223,6 +219,14 @@ def _stored_ref(
     "dependencies",
     multiple=True,
     help="Input URI@ALG:HEX, or an image REPOSITORY@sha256:HEX (repeatable).",
+)
+@click.option(
+    "--declared-ref",
+    "declared_refs",
+    multiple=True,
+    help="The Task/Pipeline/StepAction ref the run came from, NAME=URI@ALG:HEX (NAME: task, "
+    "pipeline, pipelineTask or stepAction/STEP), recorded as declared (repeatable; "
+    "default: env ATTEST_DECLARED_REFS).",
 )
 @click.option(
     "--builder-id",
@@ -301,6 +305,7 @@ def attest_command(
     git_url: str | None,
     git_commit: str | None,
     dependencies: tuple[str, ...],
+    declared_refs: tuple[str, ...],
     builder_id: str | None,
     invocation_id: str | None,
     started_on: str | None,
@@ -345,7 +350,7 @@ def attest_command(
         )
     file_params = load_params_file(params_file) if params_file is not None else {}
     merged = merge_params(ctx.params, file_params, [parse_param(p) for p in params])
-    deps = _dependencies(ctx, git_url, git_commit, dependencies)
+    deps = _dependencies(ctx, git_url, git_commit, dependencies, declared_refs)
     checked_builder_id = check_builder_id(
         builder_id or ctx.builder_id or DEFAULT_BUILDER_ID,
         what="--builder-id" if builder_id else "ATTEST_BUILDER_ID",
@@ -389,15 +394,7 @@ def attest_command(
         finished_on=finished or datetime.now(UTC),
         builder_id=checked_builder_id,
         params=merged,
-        run=RunContext(
-            taskrun_name=ctx.taskrun_name,
-            taskrun_uid=ctx.taskrun_uid,
-            namespace=ctx.namespace,
-            task_name=ctx.task_name,
-            pipelinerun_name=ctx.pipelinerun_name,
-            pipelinerun_uid=ctx.pipelinerun_uid,
-            pipeline_name=ctx.pipeline_name,
-        ),
+        run=ctx,
         resolved_dependencies=deps,
         byproducts=byproducts,
         started_on=started,
@@ -413,7 +410,7 @@ def attest_command(
     envelope_digest = "sha256:" + hashlib.sha256(envelope_bytes).hexdigest()
 
     if output_file is not None:
-        _write_atomically(output_file, envelope_bytes, "--output-file")
+        write_output_file(output_file, envelope_bytes, "--output-file", make_parents=True)
     uploads: list[dict[str, Any]] = []
     if refs and not no_upload:
         uploads = _upload(
@@ -431,9 +428,8 @@ def attest_command(
                 "give --output-file or upload it with --image"
             )
         for path in result_paths:
-            _write_atomically(
-                path, json.dumps(attestation_ref, separators=(",", ":")).encode(), "result"
-            )
+            data = json.dumps(attestation_ref, separators=(",", ":")).encode()
+            write_output_file(path, data, "result", make_parents=True)
 
     stored = output_file is not None or bool(uploads)
     if output == "json":

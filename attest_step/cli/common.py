@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
+from attest_step.errors import AttestStepError, UsageError
+from attest_step.fileio import write_atomically
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -23,6 +27,33 @@ def output_option(func: F) -> F:
     )(func)
 
 
+def exclude_option(func: F) -> F:
+    """``--exclude GLOB`` (repeatable), as the hash, attest and verify verbs read it; the
+    command receives ``excludes``."""
+    return click.option(
+        "--exclude",
+        "excludes",
+        multiple=True,
+        metavar="GLOB",
+        help="Leave out matching entries (repeatable). No '/': any name component; "
+        "with '/': the path from the root. '**' spans directories.",
+    )(func)
+
+
 def emit_json(data: Any) -> None:
     """Print ``data`` as stable, indented JSON followed by a newline."""
     click.echo(json.dumps(data, indent=2, sort_keys=True))
+
+
+def write_output_file(path: Path, data: bytes, flag: str, *, make_parents: bool = False) -> None:
+    """Write ``data`` to the file a flag names, atomically; one-line errors naming the flag."""
+    try:
+        if make_parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, data, prefix=f".{path.name}.")
+    except UsageError as err:
+        raise UsageError(f"{flag} {err}") from None
+    except OSError as err:
+        raise AttestStepError(
+            f"{flag} {path}: cannot write it ({err.strerror or err}); check the directory"
+        ) from err

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from attest_step.cli.common import output_option
+from attest_step.cli.common import exclude_option, output_option
 from attest_step.fileio import write_all
 from attest_step.hashing import hash_paths, hash_paths_json
 from attest_step.hashing.jsontext import subjects_json
@@ -32,14 +32,7 @@ def text_line(subject: Subject) -> str:
 
 @click.command("hash")
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
-@click.option(
-    "--exclude",
-    "excludes",
-    multiple=True,
-    metavar="GLOB",
-    help="Leave out matching entries (repeatable). No '/': any name component; "
-    "with '/': the path from the root. '**' spans directories.",
-)
+@exclude_option
 @click.option(
     "--dir-digest",
     is_flag=True,
@@ -74,10 +67,10 @@ def hash_command(
         return
     subjects = hash_paths(paths, excludes=excludes, dir_digest=dir_digest) if paths else []
     if images:
-        from attest_step.subjects import image_subjects  # noqa: PLC0415 - only when used
+        from attest_step.subjects import image_refs, image_subjects  # noqa: PLC0415 - only when used
 
         subjects = sorted(
-            [*subjects, *image_subjects(images)],
+            [*subjects, *image_subjects(image_refs(images))],
             key=lambda s: (s.name, s.digest["sha256"]),
         )
     if output == "json":

@@ -121,9 +121,9 @@ def _print_text(record: dict[str, Any]) -> None:
 @click.option(
     "--connect",
     "targets",
-    multiple=True,
-    metavar="[tcp|udp://]HOST:PORT",
     help="Try to reach this target (repeatable). UDP sends one byte and waits for a reply.",
+    metavar="[tcp|udp://]HOST:PORT",
+    multiple=True,
 )
 @click.option("--resolve", "names", multiple=True, metavar="NAME", help="Look NAME up.")
 @click.option(

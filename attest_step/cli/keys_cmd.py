@@ -9,8 +9,9 @@ from pathlib import Path
 
 import click
 
+from attest_step.cli.common import write_output_file
 from attest_step.errors import UsageError
-from attest_step.fileio import describe, write_atomically
+from attest_step.fileio import describe
 from attest_step.keys import cosign_format, password
 from attest_step.keys.load import load_signer, needs_password
 from attest_step.keys.local import generate_p256, pkcs8_der, public_pem
@@ -71,12 +72,12 @@ def _write_new(path: Path, data: bytes, mode: int, force: bool) -> None:
         with os.fdopen(fd, "wb") as handle:
             os.fchmod(handle.fileno(), mode)
             handle.write(data)
-    except FileExistsError as err:
-        raise UsageError(f"{path} already exists; pass --force to overwrite it") from err
     except OSError as err:
-        raise UsageError(
-            f"cannot write {path}: {err.strerror or err}; check the directory and permissions"
-        ) from err
+        if isinstance(err, FileExistsError):
+            message = f"{path} already exists; pass --force to overwrite it"
+        else:
+            message = f"cannot write {path}: {err.strerror or err}; check the directory"
+        raise UsageError(message) from err
 
 
 @click.command("generate-key-pair")
@@ -135,12 +136,5 @@ def public_key_command(key_ref: str, outfile: Path | None) -> None:
     if outfile is None:
         click.echo(pem_bytes.decode("ascii"), nl=False)
         return
-    try:
-        write_atomically(outfile, pem_bytes, prefix=f".{outfile.name}.")
-    except UsageError as err:
-        raise UsageError(f"--outfile {err}") from None
-    except OSError as err:
-        raise UsageError(
-            f"cannot write {outfile}: {err.strerror or err}; check the directory"
-        ) from err
+    write_output_file(outfile, pem_bytes, "--outfile")
     click.echo(f"Public key written to {outfile}", err=True)

@@ -60,6 +60,8 @@ def preload(argv: list[str]) -> threading.Thread | None:
     plan = PRELOAD.get(verb or "")
     if plan is None or any(arg in ("-h", "--help", "--version") for arg in argv):
         return None
+    if any(arg == "--pgp-key" or arg.startswith("--pgp-key=") for arg in argv):
+        return None  # OpenPGP signing into a lookaside: no registry client to load
     thread = threading.Thread(
         target=_import_quietly, args=(plan[1],), name="attest-step-preload", daemon=True
     )

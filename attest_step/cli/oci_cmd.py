@@ -10,6 +10,14 @@ import click
 from attest_step.cli.cert_options import certificate_options
 from attest_step.cli.common import emit_json, output_option
 from attest_step.cli.early import early_work
+from attest_step.cli.pgp_options import (
+    identity_option,
+    lookaside_option,
+    pgp_key_option,
+    require_lookaside,
+    sign_pgp,
+    verify_pgp,
+)
 from attest_step.errors import RegistryError, UsageError
 from attest_step.keys.certmode import CertificateFlags
 from attest_step.oci.options import RegistryOptions, registry_options
@@ -52,10 +60,21 @@ annotation_option = click.option(
 )
 
 
+def _one_key(key_ref: str | None, pgp_key: str | None, verb: str) -> None:
+    if key_ref is not None and pgp_key is not None:
+        raise UsageError(f"{verb}: give --key or --pgp-key, not both")
+
+
 @click.command("sign")
 @click.option(
-    "--key", "key_ref", required=True, help="Signing key (cosign key, PEM, Secret dir, KMS)."
+    "--key", "key_ref", default=None, help="Signing key (cosign key, PEM, Secret dir, KMS)."
 )
+@pgp_key_option(
+    "OpenPGP secret key (file from gpg --export-secret-keys, or a Secret dir with pgp.key "
+    "and pgp.passphrase): write an atomic container signature to --lookaside instead."
+)
+@lookaside_option
+@identity_option
 @click.option(
     "--certificate-chain",
     type=click.Path(exists=True, dir_okay=False),
@@ -76,7 +95,10 @@ annotation_option = click.option(
 @click.argument("image")
 def sign_command(
     *,
-    key_ref: str,
+    key_ref: str | None,
+    pgp_key: str | None,
+    lookaside: Path | None,
+    identity: str | None,
     certificate_chain: str | None,
     annotation_values: tuple[str, ...],
     spool_dir: Path | None,
@@ -85,7 +107,30 @@ def sign_command(
     tlog: TlogOptions,
     image: str,
 ) -> None:
-    """Sign IMAGE (REPOSITORY@sha256:HEX) and attach the signature as cosign does."""
+    """Sign IMAGE (REPOSITORY@sha256:HEX) and attach the signature as cosign does.
+
+    With --pgp-key, write an OpenPGP "simple signing" signature (what podman and skopeo
+    verify with a policy.json signedBy rule) to the --lookaside directory; no registry work.
+    """
+    _one_key(key_ref, pgp_key, "sign")
+    if pgp_key is not None:
+        if annotation_values or certificate_chain or spool_dir:
+            raise UsageError(
+                "sign --pgp-key: -a, --certificate-chain and --spool-dir are for --key "
+                "(cosign signatures); drop them"
+            )
+        sign_pgp(
+            pgp_key=pgp_key,
+            lookaside=require_lookaside(lookaside, "sign"),
+            identity=identity,
+            image=image,
+            output=output,
+        )
+        return
+    if key_ref is None:
+        raise UsageError("sign: give --key (cosign signature) or --pgp-key (OpenPGP)")
+    if lookaside is not None or identity is not None:
+        raise UsageError("sign: --lookaside and --sign-container-identity go with --pgp-key")
     from attest_step.imageref import parse_image_ref  # noqa: PLC0415 - lazy per verb
     from attest_step.oci.prefetch import start_signature_prefetch  # noqa: PLC0415
 
@@ -142,6 +187,11 @@ def sign_command(
     help="Public key (PEM, Secret dir, KMS). Or verify with a certificate: see "
     "--certificate-chain.",
 )
+@pgp_key_option(
+    "OpenPGP public key file or keyring (gpg --export), or a Secret dir with pgp.pub: verify "
+    "the signatures in --lookaside."
+)
+@lookaside_option
 @certificate_options
 @annotation_option
 @output_option
@@ -151,6 +201,8 @@ def sign_command(
 def verify_command(
     *,
     key_ref: str | None,
+    pgp_key: str | None,
+    lookaside: Path | None,
     cert_flags: CertificateFlags,
     annotation_values: tuple[str, ...],
     output: str,
@@ -159,11 +211,31 @@ def verify_command(
     image: str,
 ) -> None:
     """Verify IMAGE's signatures (.sig tag and cosign v3 bundles) with a public key, or with
-    an x509 certificate checked against --certificate-chain / --ca-roots."""
+    an x509 certificate checked against --certificate-chain / --ca-roots.
+
+    With --pgp-key, verify the OpenPGP signatures in --lookaside instead (IMAGE by digest
+    needs no registry; by tag, the tag is resolved in the registry)."""
     from attest_step.keys.certmode import KeyMode, choose  # noqa: PLC0415
     from attest_step.oci.fetch import resolve_image  # noqa: PLC0415
     from attest_step.oci.verify_sig import verify_image_signatures  # noqa: PLC0415
 
+    _one_key(key_ref, pgp_key, "verify")
+    if pgp_key is not None:
+        if annotation_values or cert_flags.given():
+            raise UsageError(
+                "verify --pgp-key: -a and the certificate flags are for cosign signatures; "
+                "drop them"
+            )
+        verify_pgp(
+            pgp_key=pgp_key,
+            lookaside=require_lookaside(lookaside, "verify"),
+            image=image,
+            output=output,
+            resolve=lambda value: resolve_image(value, registry),
+        )
+        return
+    if lookaside is not None:
+        raise UsageError("verify: --lookaside goes with --pgp-key")
     mode = choose(key_ref, cert_flags)
     logs = load_logs(trusted_root)
     ref = resolve_image(image, registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import click
 
 from attest_step.cli.cert_options import certificate_options
-from attest_step.cli.common import emit_json, output_option
+from attest_step.cli.common import emit_json, exclude_option, output_option
 from attest_step.errors import UsageError
 from attest_step.keys.certmode import CertificateFlags, KeyMode, Mode
 from attest_step.keys.signer import Verifier
@@ -36,31 +37,71 @@ def _artifacts(
     elif excludes or dir_digest:
         raise UsageError("--exclude and --dir-digest apply to --subject-path; give a path")
     if images:
-        from attest_step.subjects import image_subjects  # noqa: PLC0415
+        from attest_step.subjects import image_refs, image_subjects  # noqa: PLC0415
 
-        artifacts.extend(image_subjects(images))
+        artifacts.extend(image_subjects(image_refs(images)))
     return artifacts
 
 
-def _policy(require_hermetic: bool, policy_file: Path | None) -> PolicyCheck | None:
-    if not require_hermetic and policy_file is None:
-        return None
-    from attest_step import policy  # noqa: PLC0415
+def _policy(
+    require_hermetic: bool,
+    policies: Sequence[Path],
+    policy_data: Sequence[Path],
+    rego_options: tuple[str, str | None, float],
+) -> PolicyCheck | None:
+    """The checks of the built-in policy (YAML/JSON) and of a Rego policy, in that order."""
+    from attest_step import rego  # noqa: PLC0415
 
-    rules: list[Mapping[str, Any]] = []
-    if policy_file is not None:
-        rules.append(policy.load_policy(policy_file))
-    if require_hermetic:
-        rules.append({"requireHermetic": True})
+    rego_paths = [p for p in policies if rego.is_rego(p)]
+    builtin_files = [p for p in policies if not rego.is_rego(p)]
+    if len(builtin_files) > 1:
+        raise UsageError("--policy: give at most one YAML or JSON policy file")
+    if policy_data and not rego_paths:
+        raise UsageError("--policy-data is data for a Rego policy: give --policy FILE.rego or DIR")
+    query, opa, timeout = rego_options
+    if not require_hermetic and not policies:
+        return None
+    checks: list[PolicyCheck] = []
+    if builtin_files or require_hermetic:
+        from attest_step import policy  # noqa: PLC0415
+
+        rules: list[Mapping[str, Any]] = []
+        if builtin_files:
+            rules.append(policy.load_policy(builtin_files[0]))
+        if require_hermetic:
+            rules.append({"requireHermetic": True})
+
+        def builtin(statement: Mapping[str, Any]) -> list[str]:
+            return [v for rule in rules for v in policy.evaluate_policy(statement, rule)]
+
+        checks.append(builtin)
+    if rego_paths:
+        if not 0 < timeout <= 600:
+            raise UsageError(f"--policy-timeout {timeout:g}: give 1 to 600 seconds")
+        # the staged copy OPA reads lives until the command ends
+        temp = tempfile.TemporaryDirectory(prefix="attest-step-policy-")
+        stage = Path(click.get_current_context().with_resource(temp))
+        checks.append(
+            rego.RegoPolicy(
+                opa=rego.find_opa(opa),
+                roots=rego.stage_roots([*rego_paths, *policy_data], stage),
+                query=rego.check_query(query),
+                timeout=timeout,
+            ).evaluate
+        )
 
     def check(statement: Mapping[str, Any]) -> list[str]:
-        return [v for rule in rules for v in policy.evaluate_policy(statement, rule)]
+        return [v for one in checks for v in one(statement)]
 
     return check
 
 
 def _print_text(
-    result: VerifiedAttestation, source: str, mode: Mode, certificate: dict[str, Any] | None
+    result: VerifiedAttestation,
+    source: str,
+    mode: Mode,
+    certificate: dict[str, Any] | None,
+    rego_query: str | None,
 ) -> None:
     statement = result.statement
     click.echo(f"Verified the attestation of {source}:")
@@ -78,6 +119,8 @@ def _print_text(
     for artifact, subject in result.matched:
         digests = ", ".join(f"{alg}:{value}" for alg, value in sorted(artifact.digest.items()))
         click.echo(f"  - {artifact.name} ({digests}) is subject {subject.name!r}")
+    if rego_query is not None:
+        click.echo(f"  - the Rego policy, decided by OPA, gave no denials at {rego_query}")
     if certificate is not None and not certificate.get("checked"):
         click.echo(f"  NOTE: the attestation {certificate['reason']}")
 
@@ -109,7 +152,7 @@ def _print_text(
     help="File or directory whose digests must be among the subjects (repeatable).",
 )
 @click.option("--dir-digest", is_flag=True, help="Hash directories as one digest each.")
-@click.option("--exclude", "excludes", multiple=True, help="Glob of paths to skip (repeatable).")
+@exclude_option
 @click.option(
     "--image",
     "images",
@@ -121,7 +164,37 @@ def _print_text(
     is_flag=True,
     help="Require the provenance to record the build's steps as network-isolated.",
 )
-@click.option("--policy", "policy_file", type=_PATH, help="Policy file (YAML or JSON).")
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    type=_PATH,
+    help="Policy (repeatable): a YAML/JSON policy file of our built-in rules, or a Rego policy "
+    "(.rego file or directory, as opa eval -d loads it) decided by OPA.",
+)
+@click.option(
+    "--policy-data",
+    multiple=True,
+    type=_PATH,
+    help="Data (JSON/YAML file or directory) for the Rego policy, as opa eval -d loads it "
+    "(repeatable).",
+)
+@click.option(
+    "--policy-query",
+    default="data.attest_step.tekton_step.deny",
+    show_default=True,
+    help="The Rego policy's decision: a set of denials; empty passes, undefined fails.",
+)
+@click.option(
+    "--policy-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds OPA may take to decide; then the policy fails closed.",
+)
+@click.option(
+    "--opa", default=None, help="The OPA binary for a Rego policy [default: opa on PATH]."
+)
 @registry_options
 @verify_tlog_options
 @output_option
@@ -137,7 +210,11 @@ def verify_attestation_command(
     excludes: tuple[str, ...],
     images: tuple[str, ...],
     require_hermetic: bool,
-    policy_file: Path | None,
+    policies: tuple[Path, ...],
+    policy_data: tuple[Path, ...],
+    policy_query: str,
+    policy_timeout: float,
+    opa: str | None,
     registry: RegistryOptions,
     trusted_root: Path | None,
     output: str,
@@ -146,12 +223,17 @@ def verify_attestation_command(
 
     Give either IMAGE (REPOSITORY@sha256:HEX; its attestations are read from the registry)
     or --envelope FILE. Exits 0 only when one attestation passes every check.
+
+    A Rego policy (--policy FILE.rego or DIR, --policy-data) is decided by OPA over the
+    verified in-toto Statement, as cosign's --policy gives it: --policy-query names a set of
+    denials (Conforma's `deny`), empty passes; a policy that does not compile, gives no
+    decision or takes longer than --policy-timeout fails closed.
     """
     predicate_type = predicate_type_uri(type_)
     if (image is None) == (envelope is None):
         raise UsageError("give exactly one of IMAGE or --envelope FILE")
     artifacts = _artifacts(subject_paths, excludes, dir_digest, images)
-    check = _policy(require_hermetic, policy_file)
+    check = _policy(require_hermetic, policies, policy_data, (policy_query, opa, policy_timeout))
 
     from attest_step.keys.certmode import choose  # noqa: PLC0415
     from attest_step.oci.certmaterial import NONE, CarriedCertificate  # noqa: PLC0415
@@ -211,7 +293,8 @@ def verify_attestation_command(
         doc["tlogChecked"] = logs is not None
         emit_json(doc)
     else:
-        _print_text(result, source, mode, certificate)
+        uses_rego = any(p.suffix == ".rego" or p.is_dir() for p in policies)
+        _print_text(result, source, mode, certificate, policy_query if uses_rego else None)
         click.echo(f"  - {tlog_summary(logs is not None)}")
         if result.index in entries:
             click.echo(f"    {tlog_line(entries[result.index])}")

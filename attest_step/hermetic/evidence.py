@@ -22,7 +22,7 @@ import jsonschema
 
 from attest_step import __version__
 from attest_step.errors import AttestStepError
-from attest_step.fileio import write_all
+from attest_step.fileio import write_new_file
 from attest_step.hermetic import procnet
 
 EVIDENCE_MEDIA_TYPE = "application/vnd.attest-step.network-evidence.v1+json"
@@ -148,6 +148,14 @@ _VIEW = {
         "ipv6Routes": {"type": ["array", "null"], "items": _ROUTE, "maxItems": 65536},
     },
 }
+
+
+def _probe_results(**fields: Any) -> dict[str, Any]:
+    """The schema of a list of probe attempts: objects with ``ok`` and ``fields``."""
+    item = {"type": "object", "properties": {"ok": {"type": "boolean"}, **fields}}
+    return {"type": "array", "maxItems": 4096, "items": item}
+
+
 EVIDENCE_SCHEMA: dict[str, Any] = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
     "title": "attest-step network-evidence record v1 (the fields attest-step reads)",
@@ -175,32 +183,12 @@ EVIDENCE_SCHEMA: dict[str, Any] = {
                 "netns": _STR_OR_NULL,
             },
         },
-        "connects": {
-            "type": "array",
-            "maxItems": 4096,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "ok": {"type": "boolean"},
-                    "address": _STR_OR_NULL,
-                    "target": _STR_OR_NULL,
-                    "protocol": _STR_OR_NULL,
-                },
-            },
-        },
-        "resolves": {
-            "type": "array",
-            "maxItems": 4096,
-            "items": {
-                "type": "object",
-                "properties": {
-                    "ok": {"type": "boolean"},
-                    "name": _STR_OR_NULL,
-                    "viaDns": {"type": "boolean"},
-                    "addresses": _STRINGS,
-                },
-            },
-        },
+        "connects": _probe_results(
+            address=_STR_OR_NULL, target=_STR_OR_NULL, protocol=_STR_OR_NULL
+        ),
+        "resolves": _probe_results(
+            name=_STR_OR_NULL, viaDns={"type": "boolean"}, addresses=_STRINGS
+        ),
     },
 }
 _VALIDATOR = jsonschema.Draft202012Validator(EVIDENCE_SCHEMA)
@@ -364,16 +352,10 @@ class EvidenceTarget:
     def write(self, data: bytes) -> None:
         name = self.path.name
         temp = f".{name}.{os.getpid()}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp, dir_fd=self.dir_fd)
-            fd = os.open(temp, flags, 0o644, dir_fd=self.dir_fd)
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_new_file(self.dir_fd, temp, data)
             os.replace(temp, name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
             os.fsync(self.dir_fd)
         except OSError as err:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 # linux/route.h
@@ -59,6 +60,14 @@ def parse_dev(text: str) -> list[dict[str, Any]]:
     return interfaces
 
 
+def _rows(lines: Iterable[str], width: int) -> Iterator[list[str]]:
+    """The whitespace-separated fields of each line that has at least ``width`` of them."""
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= width:
+            yield fields
+
+
 def _ipv4_from_hex(value: str) -> str:
     return socket.inet_ntoa(struct.pack("<I", int(value, 16)))
 
@@ -66,10 +75,7 @@ def _ipv4_from_hex(value: str) -> str:
 def parse_route(text: str) -> list[dict[str, Any]]:
     """IPv4 routes of the main table from ``net/route`` (little-endian hex addresses)."""
     routes: list[dict[str, Any]] = []
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) < 8:
-            continue
+    for fields in _rows(text.splitlines()[1:], 8):
         destination = _ipv4_from_hex(fields[1])
         mask = _ipv4_from_hex(fields[7])
         prefix = ipaddress.IPv4Network(f"0.0.0.0/{mask}").prefixlen
@@ -90,20 +96,15 @@ def _ipv6_from_hex(value: str) -> str:
 
 def parse_ipv6_route(text: str) -> list[dict[str, Any]]:
     """IPv6 routes of all tables from ``net/ipv6_route`` (big-endian hex, no header)."""
-    routes: list[dict[str, Any]] = []
-    for line in text.splitlines():
-        fields = line.split()
-        if len(fields) < 10:
-            continue
-        routes.append(
-            {
-                "iface": fields[9],
-                "destination": f"{_ipv6_from_hex(fields[0])}/{int(fields[1], 16)}",
-                "nextHop": _ipv6_from_hex(fields[4]),
-                "flags": _flag_names(int(fields[8], 16), _ROUTE_FLAGS),
-            }
-        )
-    return routes
+    return [
+        {
+            "iface": fields[9],
+            "destination": f"{_ipv6_from_hex(fields[0])}/{int(fields[1], 16)}",
+            "nextHop": _ipv6_from_hex(fields[4]),
+            "flags": _flag_names(int(fields[8], 16), _ROUTE_FLAGS),
+        }
+        for fields in _rows(text.splitlines(), 10)
+    ]
 
 
 def interface_flags(name: str) -> list[str] | None:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from attest_step.errors import AttestStepError, UsageError
-from attest_step.fileio import write_all
+from attest_step.fileio import write_new_file
 from attest_step.hermetic import evidence, shield
 
 STEP_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
@@ -133,14 +133,8 @@ class EvidenceVolume:
         """Write ``data`` as ``name``: a fresh temporary file, fsynced, then hard-linked to
         ``name``, which must not exist (a record is never replaced)."""
         temp = f".{name}.{os.getpid()}.{secrets.token_hex(8)}.tmp"
-        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(temp, flags, 0o644, dir_fd=self.fd)
-            try:
-                write_all(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            write_new_file(self.fd, temp, data)
             try:
                 os.link(temp, name, src_dir_fd=self.fd, dst_dir_fd=self.fd, follow_symlinks=False)
             finally:

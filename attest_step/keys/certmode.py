@@ -33,18 +33,19 @@ _PUBLIC_LABELS = ("PUBLIC KEY", "RSA PUBLIC KEY")
 _CERT_LABEL = "CERTIFICATE"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class CertificateFlags:
-    """The certificate flags of the verify verbs, named as cosign names them."""
+    """The certificate flags of the verify verbs, named as cosign names them; every one is
+    passed, None when not given."""
 
-    certificate: Path | None = None
-    certificate_chain: Path | None = None
-    ca_roots: Path | None = None
-    ca_intermediates: Path | None = None
-    identity: str | None = None
-    identity_regexp: str | None = None
-    oidc_issuer: str | None = None
-    oidc_issuer_regexp: str | None = None
+    certificate: Path | None
+    certificate_chain: Path | None
+    ca_roots: Path | None
+    ca_intermediates: Path | None
+    identity: str | None
+    identity_regexp: str | None
+    oidc_issuer: str | None
+    oidc_issuer_regexp: str | None
 
     def given(self) -> list[str]:
         names = {
@@ -88,10 +89,10 @@ class CertificateMode:
                 ca_intermediates=flags.ca_intermediates,
             ),
             x509verify.Identity(
-                subject=flags.identity,
-                subject_regexp=flags.identity_regexp,
-                issuer=flags.oidc_issuer,
-                issuer_regexp=flags.oidc_issuer_regexp,
+                subject=flags.identity or "",
+                subject_regexp=flags.identity_regexp or "",
+                issuer=flags.oidc_issuer or "",
+                issuer_regexp=flags.oidc_issuer_regexp or "",
             ),
         )
         self.given: x509verify.CheckedCertificate | None = None

@@ -47,6 +47,21 @@ def read_password_file(path: Path, what: str) -> Password:
         ) from err
 
 
+def from_secret_or_env(
+    secret_file: Path | None, env: Mapping[str, str], value_var: str, file_var: str
+) -> Password | None:
+    """The password in ``secret_file`` (a mounted Secret's), else the environment variable
+    ``value_var`` (empty is a password), else the file ``file_var`` names; None if none."""
+    if secret_file is not None:
+        return read_password_file(secret_file, "from the Secret directory")
+    if value_var in env:
+        return Password(env[value_var].encode("utf-8"), value_var)
+    file_name = env.get(file_var)
+    if file_name:
+        return read_password_file(Path(file_name), file_var)
+    return None
+
+
 def resolve(
     key_name: str,
     *,
@@ -58,13 +73,9 @@ def resolve(
     env = os.environ if environ is None else environ
     if explicit is not None:
         return Password(explicit, "the prompt")
-    if secret_file is not None:
-        return read_password_file(secret_file, "from the Secret directory")
-    if PASSWORD_ENV in env:
-        return Password(env[PASSWORD_ENV].encode("utf-8"), PASSWORD_ENV)
-    file_name = env.get(PASSWORD_FILE_ENV)
-    if file_name:
-        return read_password_file(Path(file_name), PASSWORD_FILE_ENV)
+    found = from_secret_or_env(secret_file, env, PASSWORD_ENV, PASSWORD_FILE_ENV)
+    if found is not None:
+        return found
     raise UsageError(
         f"key {key_name} is encrypted and no password was given: set {PASSWORD_ENV} "
         f"(empty is allowed) or {PASSWORD_FILE_ENV}, or mount the Secret with cosign.password"

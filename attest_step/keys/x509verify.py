@@ -41,7 +41,7 @@ from cryptography.x509 import verification
 from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from attest_step.errors import UsageError, VerificationError
-from attest_step.fileio import read_small_file
+from attest_step.fileio import read_input_file
 from attest_step.keys import pem
 from attest_step.keys.local import (
     PublicKeyVerifier,
@@ -72,12 +72,7 @@ def certificates_from_pem(data: bytes) -> list[x509.Certificate]:
 
 def certificate_file(path: Path, flag: str) -> list[x509.Certificate]:
     """The certificates of a PEM file given on the command line (UsageError when unusable)."""
-    try:
-        data = read_small_file(path, flag)
-    except OSError as err:
-        raise UsageError(
-            f"{flag} {path}: cannot read it ({err.strerror or err}); check the path"
-        ) from err
+    data = read_input_file(path, flag)
     try:
         certs = certificates_from_pem(data)
     except ValueError as err:
@@ -135,12 +130,13 @@ class Trust:
 
 @dataclass(frozen=True)
 class Identity:
-    """The expected signer: one SAN and the OIDC issuer, each exact or by regexp."""
+    """The expected signer: one SAN and the OIDC issuer, each exact or by regexp ('' = not
+    given)."""
 
-    subject: str | None = None
-    subject_regexp: str | None = None
-    issuer: str | None = None
-    issuer_regexp: str | None = None
+    subject: str = ""
+    subject_regexp: str = ""
+    issuer: str = ""
+    issuer_regexp: str = ""
 
     def __post_init__(self) -> None:
         if not (self.subject or self.subject_regexp):

@@ -5,23 +5,24 @@ bundle media type, the empty config and ``subject`` = the signed image; it is pu
 digest. When the registry has no referrers API (404 on ``/v2/<name>/referrers/<digest>``,
 as distribution 2.8), the referrers *tag schema* is maintained: an OCI index at tag
 ``sha256-<hex>`` listing every referrer, updated by read-modify-write with the same race
-detection as the tag layout.
+detection as the tag layout. An OCI layout directory has no referrers API either, so it
+gets the same index (regctl's ``ocidir://`` reads referrers only from there).
+
+Written once against :class:`~attest_step.oci.store.Store` (registry or OCI layout).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import random
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from attest_step.errors import RegistryError
 from attest_step.oci.documents import parse_descriptor
-from attest_step.oci.registry import Manifest, RegistryClient
 from attest_step.oci.rmw import Read, Update, read_modify_write, read_tag
+from attest_step.oci.store import Manifest, Store
 from attest_step.oci.types import (
     BUNDLE_CONTENT_ANNOTATION,
     BUNDLE_PREDICATE_ANNOTATION,
@@ -42,8 +43,9 @@ from attest_step.oci.types import (
 def bundle_bytes(
     envelope: dict[str, Any], hint: str, tlog_entries: Sequence[dict[str, Any]] = ()
 ) -> bytes:
-    """A key-signed Sigstore bundle v0.3 around a DSSE envelope, with the transparency-log
-    entries given (Rekor v2 TransparencyLogEntry, protobuf JSON; see attest_step.tlog)."""
+    """A key-signed Sigstore bundle v0.3 around a DSSE envelope: the verification material
+    is the key's ``hint``, with ``tlog_entries`` (transparency-log entries, none by
+    default). The one place a bundle is built, for every store."""
     signatures = []
     for sig in envelope.get("signatures") or []:
         entry: dict[str, str] = {"sig": str(sig.get("sig", ""))}
@@ -102,12 +104,12 @@ def index_bytes(manifests: list[dict[str, Any]]) -> bytes:
     return compact_json({"schemaVersion": 2, "mediaType": INDEX_TYPE, "manifests": manifests})
 
 
-def list_referrers(client: RegistryClient, repository: str, digest: str) -> list[Descriptor]:
-    """Referrers of ``digest``: the API when the registry has it, else the fallback tag."""
-    api = client.referrers(repository, digest)
+def list_referrers(store: Store, digest: str) -> list[Descriptor]:
+    """Referrers of ``digest``: the store's own index when it has one, else the fallback tag."""
+    api = store.referrers(digest)
     if api is None:
-        api = _entries(client.get_manifest(repository, tag_for(digest)))
-    return [parse_descriptor(d, f"referrers of {repository}@{digest}") for d in api]
+        api = _entries(store.get_manifest(tag_for(digest)))
+    return [parse_descriptor(d, f"referrers of {store.name}@{digest}") for d in api]
 
 
 def _is_bundle(desc: Descriptor) -> bool:
@@ -125,25 +127,22 @@ class ReferrersRead:
 
 
 def prefetch_referrer(
-    client: RegistryClient,
-    repository: str,
+    store: Store,
     subject_digest: str,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> ReferrersRead:
     """What :func:`push_referrer` can do before the bundle (the signature) exists: upload
     the empty config, list the referrers (reading the fallback tag when the registry has no
     referrers API) and the bundle each one holds. Nothing is written at a tag or as a
     manifest; the result is for ``push_referrer(prefetched=...)``."""
-    upload = client.put_blob_background(repository, EMPTY_JSON)
+    upload = store.put_blob_background(EMPTY_JSON)
     try:
         fallback: Read | None = None
-        found = client.referrers(repository, subject_digest)
+        found = store.referrers(subject_digest)
         if found is None:
-            fallback = read_tag(client, repository, tag_for(subject_digest), sleep)
+            fallback = read_tag(store, tag_for(subject_digest))
             found = _entries(fallback.manifest)
         descriptors = [parse_descriptor(d, f"referrers of {subject_digest}") for d in found]
-        bundles = dict(_bundle_digests(client, repository, subject_digest, descriptors))
+        bundles = dict(_bundle_digests(store, subject_digest, descriptors))
         upload.wait()
     finally:
         with contextlib.suppress(Exception):
@@ -152,15 +151,12 @@ def prefetch_referrer(
 
 
 def push_referrer(
-    client: RegistryClient,
-    repository: str,
+    store: Store,
     *,
     subject: Descriptor,
     bundle: bytes,
     predicate_type: str,
     created: str,
-    rng: random.Random | None = None,
-    sleep: Callable[[float], None] = time.sleep,
     prefetched: ReferrersRead | None = None,
 ) -> ReferrerResult:
     """Attach ``bundle`` to ``subject``; idempotent (a referrer with the same bundle is kept).
@@ -170,29 +166,24 @@ def push_referrer(
     bundle_digest = sha256_digest(bundle)
     # The bundle blob is uploaded while the existing referrers are listed (an upload of a
     # blob the registry has is a HEAD; the blob is harmless if the bundle is attached).
-    upload = client.put_blob_background(repository, bundle)
+    upload = store.put_blob_background(bundle)
     try:
         existing = (
             prefetched.bundles.items()
             if prefetched is not None
-            else _bundle_digests(
-                client,
-                repository,
-                subject.digest,
-                list_referrers(client, repository, subject.digest),
-            )
+            else _bundle_digests(store, subject.digest, list_referrers(store, subject.digest))
         )
         for referrer, digest_in_it in existing:
             if digest_in_it == bundle_digest:
                 return ReferrerResult(referrer, "present", None)
-        client.put_blob(repository, EMPTY_JSON)
+        store.put_blob(EMPTY_JSON)
         upload.wait()
     finally:
         with contextlib.suppress(Exception):
             upload.wait()  # joined on every path; its error, if any, was raised already
     data = referrer_manifest(bundle, subject, predicate_type, created)
-    digest = client.put_manifest(repository, sha256_digest(data), data, MANIFEST_TYPE)
-    if client.referrers(repository, subject.digest) is not None:
+    digest = store.put_manifest(sha256_digest(data), data, MANIFEST_TYPE)
+    if store.referrers(subject.digest) is not None:
         return ReferrerResult(digest, "pushed", None)
     entry = Descriptor(
         MANIFEST_TYPE,
@@ -202,30 +193,25 @@ def push_referrer(
         artifact_type=BUNDLE_TYPE,
     ).to_dict()
     tag = tag_for(subject.digest)
-    rand = rng or random.SystemRandom()
     first = prefetched.fallback if prefetched is not None else None
-    _add_to_fallback_index(
-        client, repository, tag=tag, entry=entry, rand=rand, sleep=sleep, first=first
-    )
+    _add_to_fallback_index(store, tag=tag, entry=entry, first=first)
     return ReferrerResult(digest, "pushed", tag)
 
 
 def _bundle_digests(
-    client: RegistryClient, repository: str, subject_digest: str, referrers: list[Descriptor]
+    store: Store, subject_digest: str, referrers: list[Descriptor]
 ) -> Iterator[tuple[str, str | None]]:
     """(referrer digest, digest of the bundle it holds) of each bundle referrer, fetched
     one by one as the caller iterates."""
     for desc in referrers:
         if _is_bundle(desc):
-            yield desc.digest, _bundle_digest(client, repository, subject_digest, desc)
+            yield desc.digest, _bundle_digest(store, subject_digest, desc)
 
 
-def _bundle_digest(
-    client: RegistryClient, repository: str, subject_digest: str, desc: Descriptor
-) -> str | None:
+def _bundle_digest(store: Store, subject_digest: str, desc: Descriptor) -> str | None:
     """The digest of the bundle a referrer holds; None when it holds none or refers to
     another subject."""
-    manifest = client.get_manifest(repository, desc.digest, size=desc.size)
+    manifest = store.get_manifest(desc.digest, size=desc.size)
     if manifest is None:
         return None
     doc = manifest.manifest()
@@ -235,13 +221,10 @@ def _bundle_digest(
 
 
 def _add_to_fallback_index(
-    client: RegistryClient,
-    repository: str,
+    store: Store,
     *,
     tag: str,
     entry: dict[str, Any],
-    rand: random.Random,
-    sleep: Callable[[float], None],
     first: Read | None = None,
 ) -> None:
     seen: dict[str, dict[str, Any]] = {}
@@ -261,7 +244,7 @@ def _add_to_fallback_index(
         return index_bytes([*entries, *restored, *mine])
 
     update = Update(build, complete, INDEX_TYPE, "the referrers index")
-    read_modify_write(client, repository, tag, update, rand=rand, sleep=sleep, first=first)
+    read_modify_write(store, tag, update, first=first)
 
 
 def _entries(index: Manifest | None) -> list[dict[str, Any]]:
@@ -283,13 +266,13 @@ class FetchedBundle:
     bundle: dict[str, Any]
 
 
-def fetch_bundles(client: RegistryClient, repository: str, digest: str) -> list[FetchedBundle]:
+def fetch_bundles(store: Store, digest: str) -> list[FetchedBundle]:
     """Every Sigstore bundle attached to ``digest`` (cosign's reader rules: one bundle layer)."""
     out: list[FetchedBundle] = []
-    for desc in list_referrers(client, repository, digest):
+    for desc in list_referrers(store, digest):
         if desc.artifact_type and not _is_bundle(desc):
             continue
-        manifest = client.get_manifest(repository, desc.digest, size=desc.size)
+        manifest = store.get_manifest(desc.digest, size=desc.size)
         if manifest is None:
             continue
         doc = manifest.manifest()
@@ -298,7 +281,7 @@ def fetch_bundles(client: RegistryClient, repository: str, digest: str) -> list[
             continue
         if doc.subject is None or doc.subject.digest != digest:
             continue
-        raw = client.get_blob(repository, layers[0].digest, size=layers[0].size)
+        raw = store.get_blob(layers[0].digest, size=layers[0].size)
         try:
             bundle = json.loads(raw)
         except (ValueError, RecursionError):

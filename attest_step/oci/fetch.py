@@ -4,17 +4,17 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from attest_step.errors import UsageError
 from attest_step.imageref import ImageRef, image_ref_from_parts, parse_image_ref
+from attest_step.oci.backends import Stores
 from attest_step.oci.bundle_layout import fetch_bundles
 from attest_step.oci.certmaterial import NONE, CarriedCertificate, from_annotations, from_bundle
-from attest_step.oci.oci_layout import read_bundles, read_tag_layers
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.registry import RegistryClient
 from attest_step.oci.retry import Deadline
+from attest_step.oci.store import Store
 from attest_step.oci.tag_layout import read_layers
 from attest_step.oci.types import (
     COSIGN_SIGN_PREDICATE,
@@ -46,32 +46,9 @@ class FetchedSignature:
     location: str
 
 
-class _Source:
-    """Either a registry (via RegistryClient) or an OCI layout directory."""
-
-    def __init__(self, image: ImageRef, registry: RegistryOptions) -> None:
-        self.image = image
-        self.layout_dir = Path(registry.oci_layout_dir) if registry.oci_layout_dir else None
-        self.client: RegistryClient | None = None
-        if self.layout_dir is None:
-            deadline = Deadline(registry.timeout_seconds)
-            self.client = RegistryClient(image.registry, registry, deadline=deadline)
-
-    def tag_layers(self, suffix: str) -> list[tuple[Descriptor, bytes]]:
-        tag = tag_for(self.image.digest, suffix)
-        if self.client is not None:
-            return read_layers(self.client, self.image.repository, tag)
-        assert self.layout_dir is not None
-        return read_tag_layers(self.layout_dir, self.image, tag)
-
-    def bundles(self) -> list[tuple[str, str | None, dict[str, Any]]]:
-        if self.client is not None:
-            return [
-                (b.manifest_digest, b.predicate_type, b.bundle)
-                for b in fetch_bundles(self.client, self.image.repository, self.image.digest)
-            ]
-        assert self.layout_dir is not None
-        return read_bundles(self.layout_dir, self.image)
+def _store(image: ImageRef, registry: RegistryOptions) -> Store:
+    """The store holding ``image``'s signatures: its registry repository or the layout."""
+    return Stores(registry).for_image(image)
 
 
 def _json_object(data: bytes) -> dict[str, Any] | None:
@@ -92,20 +69,22 @@ def fetch_attestations(
     unless ``include_signatures``. Nothing is verified: the caller checks signatures,
     subjects and predicate types.
     """
-    source = _Source(image, registry)
+    store = _store(image, registry)
     out: list[FetchedEnvelope] = []
-    for digest, predicate_type, bundle in source.bundles():
-        if predicate_type == COSIGN_SIGN_PREDICATE and not include_signatures:
+    for found in fetch_bundles(store, image.digest):
+        if found.predicate_type == COSIGN_SIGN_PREDICATE and not include_signatures:
             continue
-        envelope = bundle.get("dsseEnvelope")
+        envelope = found.bundle.get("dsseEnvelope")
         if isinstance(envelope, dict):
-            where = f"{image.name}@{digest}"
-            carried = from_bundle(bundle)
-            material = bundle.get("verificationMaterial")
+            where = f"{image.name}@{found.manifest_digest}"
+            carried = from_bundle(found.bundle)
+            material = found.bundle.get("verificationMaterial")
             entries = material.get("tlogEntries") if isinstance(material, dict) else None
-            out.append(FetchedEnvelope(envelope, "bundle", where, predicate_type, carried, entries))
+            out.append(
+                FetchedEnvelope(envelope, "bundle", where, found.predicate_type, carried, entries)
+            )
     att_tag = tag_for(image.digest, ".att")
-    for desc, data in source.tag_layers(".att"):
+    for desc, data in read_layers(store, att_tag):
         if desc.media_type != DSSE_TYPE:
             continue
         doc = _json_object(data)
@@ -124,11 +103,10 @@ def fetch_attestation_envelopes(image: ImageRef, registry: RegistryOptions) -> l
 
 def fetch_signatures(image: ImageRef, registry: RegistryOptions) -> list[FetchedSignature]:
     """Every simple-signing layer at ``sha256-<hex>.sig`` (unverified)."""
-    source = _Source(image, registry)
-    where = f"{image.name}:{tag_for(image.digest, '.sig')}"
+    tag = tag_for(image.digest, ".sig")
     return [
-        FetchedSignature(data, desc, where)
-        for desc, data in source.tag_layers(".sig")
+        FetchedSignature(data, desc, f"{image.name}:{tag}")
+        for desc, data in read_layers(_store(image, registry), tag)
         if desc.media_type == SIMPLESIGNING_TYPE
     ]
 

@@ -16,6 +16,9 @@ and body, and a body is refused as soon as it passes its limit (manifests and in
 registry refused or answered something unusable, :class:`RegistryUnavailable` (exit 75)
 when no complete answer came in time.
 
+The layouts reach this client through the registry backend of the store interface
+(:class:`attest_step.oci.registry_store.RegistryStore`), never directly.
+
 Start-up: ``oras.provider`` is not imported (it pulls in jsonschema and oras' schema and
 layout code, about 30 ms, none of which this client uses); ``oras.auth`` and requests are.
 """
@@ -23,27 +26,26 @@ layout code, about 30 ms, none of which this client uses); ``oras.auth`` and req
 from __future__ import annotations
 
 import base64
+import contextlib
 import http.client
 import json
 import os
-import threading
 from collections.abc import Callable
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import oras.auth
 import oras.auth.utils
 import requests
 
 from attest_step.errors import RegistryError, RegistryUnavailable
+from attest_step.fileio import read_small_file
 from attest_step.oci.documents import (
-    ImageManifest,
     check_content,
     check_digest_syntax,
     index_entries,
     json_object,
-    parse_manifest,
     parse_tag_list,
 )
 from attest_step.oci.options import MAX_MANIFEST_BYTES, RegistryOptions
@@ -54,6 +56,7 @@ from attest_step.oci.retry import (
     RetryPolicy,
     run_with_retry,
 )
+from attest_step.oci.store import Background, Manifest
 from attest_step.oci.transport import (
     BoundedAdapter,
     DeadlinePassed,
@@ -67,34 +70,20 @@ from attest_step.oci.types import (
     sha256_digest,
 )
 
+__all__ = [
+    "SMALL_BLOB",
+    "Background",
+    "Manifest",
+    "RegistryClient",
+    "UnusableAnswer",
+    "docker_config_path",
+    "load_docker_auths",
+]
+
 # go-containerregistry's mapping: the Docker Hub name is served by another host.
 _API_HOSTS = {"index.docker.io": "registry-1.docker.io", "docker.io": "registry-1.docker.io"}
 SMALL_BLOB = 16 << 10
 """Blobs up to this size are uploaded without a HEAD first (see RegistryClient.put_blob)."""
-
-
-class Manifest(NamedTuple):
-    """A manifest or index exactly as the registry served it."""
-
-    data: bytes
-    media_type: str
-    digest: str
-    source: str = "manifest"
-    """Where it was read (``host/repository:reference``), for error messages."""
-
-    def json(self) -> dict[str, Any]:
-        return json_object(self.data, self.source)
-
-    def manifest(self) -> ImageManifest:
-        """Parsed strictly as an image manifest."""
-        return parse_manifest(self.data, self.source)
-
-    def index_entries(self) -> list[dict[str, Any]]:
-        """The ``manifests`` of an index as served (each checked to be a descriptor)."""
-        return index_entries(self.data, self.source)
-
-    def descriptor(self) -> Descriptor:
-        return Descriptor(self.media_type, self.digest, len(self.data))
 
 
 def docker_config_path() -> Path:
@@ -114,15 +103,14 @@ def load_docker_auths(path: Path) -> dict[str, Any]:
     """The config's ``auths``/``credHelpers``/``credsStore`` with hosts normalised."""
     if not path.is_file():
         return {"auths": {}, "credHelpers": {}, "credsStore": None}
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as err:
-        raise RegistryError(
-            f"docker config {path}: cannot read it as JSON ({type(err).__name__}); "
-            "fix the file or point DOCKER_CONFIG at a valid one"
-        ) from err
+    doc: Any = None
+    with contextlib.suppress(OSError, ValueError):
+        doc = json.loads(read_small_file(path, "docker config"))
     if not isinstance(doc, dict):
-        raise RegistryError(f"docker config {path}: not a JSON object; fix the file")
+        raise RegistryError(
+            f"docker config {path}: not a readable JSON object; "
+            "fix the file or point DOCKER_CONFIG at a valid one"
+        )
     auths = {_normalise_host(k): v for k, v in (doc.get("auths") or {}).items()}
     helpers = {_normalise_host(k): v for k, v in (doc.get("credHelpers") or {}).items()}
     return {"auths": auths, "credHelpers": helpers, "credsStore": doc.get("credsStore")}
@@ -569,29 +557,6 @@ class RegistryClient:
         self._retry(what, op)
         self._has_blob.add((repository, digest))
         return Descriptor("application/octet-stream", digest, len(data))
-
-
-class Background:
-    """One registry call running on its own thread (its own pooled connection), so that
-    independent round trips overlap; :meth:`wait` joins it and re-raises its error."""
-
-    def __init__(self, call: Callable[[], object]) -> None:
-        self._error: BaseException | None = None
-        self._call = call
-        self._thread = threading.Thread(target=self._run, name="attest-step-upload", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._call()
-        except BaseException as err:  # re-raised by wait()
-            self._error = err
-
-    def wait(self) -> None:
-        self._thread.join()
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
 
 
 def _path(url: str) -> str:

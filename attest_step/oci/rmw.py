@@ -1,5 +1,6 @@
-"""Read-modify-write of one registry tag without compare-and-swap, shared by the tag layout
-(``.sig``/``.att`` manifests) and the referrers fallback index.
+"""Read-modify-write of one tag of a :class:`~attest_step.oci.store.Store` without
+compare-and-swap, shared by the tag layout (``.sig``/``.att`` manifests) and the referrers
+fallback index, for both backends.
 
 A registry has no compare-and-swap on tags, so two writers updating a tag at once can lose
 an update (last PUT wins). :func:`read_modify_write` narrows and detects it:
@@ -16,7 +17,9 @@ an update (last PUT wins). :func:`read_modify_write` narrows and detects it:
   fails with a one-line RegistryUnavailable (exit 75);
 * a 404 on the tag counts only when the tag list agrees (:func:`read_confirmed`).
 
-What is merged and what "complete" means is up to the caller (:class:`Update`).
+What is merged and what "complete" means is up to the caller (:class:`Update`). A store
+nobody else writes meanwhile (``Store.exclusive``: the OCI layout under its lock) is read,
+merged and written once, without the settle wait.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 from attest_step.errors import RegistryUnavailable
-from attest_step.oci.registry import Manifest, RegistryClient
+from attest_step.oci.store import Manifest, Store
 
 RACE_ATTEMPTS = 12
 """Rounds in which our write was overwritten after its PUT before giving up."""
@@ -44,6 +47,17 @@ SETTLE_FACTOR = 2.0
 """Settle time per second of our own HEAD->PUT gap."""
 
 
+class Pace(NamedTuple):
+    """Where the random pauses and the sleeps of a read-modify-write come from (tests may
+    pass their own)."""
+
+    rand: random.Random
+    sleep: Callable[[float], None]
+
+
+SYSTEM_PACE = Pace(random.SystemRandom(), time.sleep)
+
+
 def settle_time(window: float, rand: random.Random, *, contended: bool = True) -> float:
     """How long to wait after a PUT before checking it stuck: twice our own HEAD->PUT gap
     (a concurrent writer can only overwrite us with a PUT that follows a HEAD answered
@@ -58,15 +72,13 @@ def settle_time(window: float, rand: random.Random, *, contended: bool = True) -
 
 
 def wait_stable(
-    client: RegistryClient,
-    repository: str,
+    store: Store,
     tag: str,
     *,
     written: str,
     holds: Callable[[Manifest | None], bool],
     window: float,
-    rand: random.Random,
-    sleep: Callable[[float], None],
+    pace: Pace,
     contended: bool = True,
 ) -> Manifest | None:
     """After writing ``written`` at ``tag``: wait until the tag stops changing for one
@@ -76,8 +88,8 @@ def wait_stable(
     previous = written
     check: Manifest | None = None
     for _ in range(STABLE_ROUNDS):
-        sleep(settle_time(window, rand, contended=contended))
-        check = client.get_manifest(repository, tag)
+        pace.sleep(settle_time(window, pace.rand, contended=contended))
+        check = store.get_manifest(tag)
         if not holds(check):
             return None
         assert check is not None
@@ -98,8 +110,7 @@ class Put(NamedTuple):
 
 
 def put_if_unchanged(
-    client: RegistryClient,
-    repository: str,
+    store: Store,
     tag: str,
     *,
     read: Manifest | None,
@@ -114,17 +125,15 @@ def put_if_unchanged(
     trip. A registry that answers the HEAD without a digest is written to unchecked.
     """
     started = time.monotonic()
-    now = client.manifest_digest(repository, tag)
+    now = store.manifest_digest(tag)
     if now not in ("", read.digest if read is not None else None):
         return Put(None, time.monotonic() - started, checked=True)
-    digest = client.put_manifest(repository, tag, data, media_type)
+    digest = store.put_manifest(tag, data, media_type)
     checked = now != ""
     return Put(digest, time.monotonic() - (started if checked else read_started), checked)
 
 
-def read_confirmed(
-    client: RegistryClient, repository: str, tag: str, sleep: Callable[[float], None]
-) -> Manifest | None:
+def read_confirmed(store: Store, tag: str, pace: Pace = SYSTEM_PACE) -> Manifest | None:
     """GET the tag; a 404 counts only when the tag list agrees.
 
     distribution 2.8 rewrites a tag's link file in place, so a GET racing another writer
@@ -132,13 +141,12 @@ def read_confirmed(
     flicker, so it tells a real absence from a misread.
     """
     for _ in range(5):
-        current = client.get_manifest(repository, tag)
-        if current is not None or tag not in client.list_tags(repository):
+        current = store.get_manifest(tag)
+        if current is not None or tag not in store.list_tags():
             return current
-        sleep(0.02)
+        pace.sleep(0.02)
     raise RegistryUnavailable(
-        f"{client.host}/{repository}:{tag}: listed but unreadable; retry the push "
-        "(attest-step push --from DIR)"
+        f"{store.name}:{tag}: listed but unreadable; retry the push (attest-step push --from DIR)"
     )
 
 
@@ -149,12 +157,10 @@ class Read(NamedTuple):
     started: float
 
 
-def read_tag(
-    client: RegistryClient, repository: str, tag: str, sleep: Callable[[float], None]
-) -> Read:
+def read_tag(store: Store, tag: str, pace: Pace = SYSTEM_PACE) -> Read:
     """:func:`read_confirmed` with its start time, e.g. to read ahead of the update."""
     started = time.monotonic()
-    return Read(read_confirmed(client, repository, tag, sleep), started)
+    return Read(read_confirmed(store, tag, pace), started)
 
 
 class Outcome(NamedTuple):
@@ -180,13 +186,11 @@ class Update(NamedTuple):
 
 
 def read_modify_write(
-    client: RegistryClient,
-    repository: str,
+    store: Store,
     tag: str,
     update: Update,
     *,
-    rand: random.Random,
-    sleep: Callable[[float], None],
+    pace: Pace = SYSTEM_PACE,
     first: Read | None = None,
 ) -> Outcome:
     """Write ``update`` at ``tag`` until ``update.complete`` holds for what it stably has.
@@ -199,20 +203,21 @@ def read_modify_write(
     contended = False
     while attempt < RACE_ATTEMPTS:
         attempt += 1
-        read, first = first or read_tag(client, repository, tag, sleep), None
+        read, first = first or read_tag(store, tag, pace), None
         current = read.manifest
         if update.complete(current):
             assert current is not None
             return Outcome(current.digest, "present" if attempt == 1 else "pushed", attempt)
         put = put_if_unchanged(
-            client,
-            repository,
+            store,
             tag,
             read=current,
             read_started=read.started,
             data=update.build(current),
             media_type=update.media_type,
         )
+        if store.exclusive and put.digest is not None:
+            return Outcome(put.digest, "pushed", attempt)
         if put.digest is None:  # another writer's PUT landed since our read: read again
             contended = True
             moved += 1
@@ -221,21 +226,19 @@ def read_modify_write(
             continue
         contended = contended or attempt > 1 or not put.checked
         stable = wait_stable(
-            client,
-            repository,
+            store,
             tag,
             written=put.digest,
             holds=update.complete,
             window=put.window,
-            rand=rand,
-            sleep=sleep,
+            pace=pace,
             contended=contended,
         )
         if stable is not None:
             return Outcome(stable.digest, "pushed", attempt)
         # Someone overwrote the tag after our PUT: merge again after a random pause.
-        sleep(rand.uniform(0.0, min(1.0, 0.05 * attempt)))
+        pace.sleep(pace.rand.uniform(0.0, min(1.0, 0.05 * attempt)))
     raise RegistryUnavailable(
-        f"{client.host}/{repository}:{tag}: concurrent writers overwrote {update.what} "
+        f"{store.name}:{tag}: concurrent writers overwrote {update.what} "
         f"{RACE_ATTEMPTS} times; retry the push (attest-step push --from DIR)"
     )

@@ -2,19 +2,19 @@
 per signature or attestation, appended by read-modify-write (:mod:`attest_step.oci.rmw`:
 check before write, verify after write, bounded retries) merging every layer seen at the
 tag during the operation, so a layer another racing writer dropped is put back.
+
+Written once against :class:`~attest_step.oci.store.Store`: the same manifest bytes go to a
+registry tag and to an OCI layout's ``index.json`` entry of that name.
 """
 
 from __future__ import annotations
 
 import contextlib
-import random
-import time
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from attest_step.errors import RegistryError
-from attest_step.oci.registry import Background, Manifest, RegistryClient
 from attest_step.oci.rmw import Read, Update, read_modify_write, read_tag
+from attest_step.oci.store import Background, Manifest, Store
 from attest_step.oci.types import (
     CONFIG_TYPE,
     MANIFEST_TYPE,
@@ -119,39 +119,28 @@ class _Seen:
 
 
 def append_layer(
-    client: RegistryClient,
-    repository: str,
+    store: Store,
     tag: str,
     layer: Layer,
     *,
-    rng: random.Random | None = None,
-    sleep: Callable[[float], None] = time.sleep,
     first: Read | None = None,
 ) -> AppendResult:
     """Add ``layer`` to the manifest at ``tag`` without dropping anyone else's layer.
 
     ``first``: the tag as :func:`prefetch_append` read it (before the signature existed).
     """
-    rand = rng or random.SystemRandom()
     ours = layer.descriptor()
     # The layer blob is uploaded while the tag is read and the config uploaded.
-    upload = client.put_blob_background(repository, layer.data)
+    upload = store.put_blob_background(layer.data)
     try:
-        return _append(client, repository, tag, ours, upload, rand, sleep, first)
+        return _append(store, tag, ours, upload, first)
     finally:
         with contextlib.suppress(Exception):
             upload.wait()  # joined on every path; its error, if any, was raised already
 
 
-def _append(  # noqa: PLR0917
-    client: RegistryClient,
-    repository: str,
-    tag: str,
-    ours: Descriptor,
-    upload: Background,
-    rand: random.Random,
-    sleep: Callable[[float], None],
-    first: Read | None,
+def _append(
+    store: Store, tag: str, ours: Descriptor, upload: Background, first: Read | None
 ) -> AppendResult:
     seen = _Seen()
 
@@ -167,28 +156,23 @@ def _append(  # noqa: PLR0917
             merged.append(ours)
         if len(merged) > MAX_LAYERS:
             raise RegistryError(
-                f"{client.host}/{repository}:{tag}: would hold {len(merged)} layers, more "
+                f"{store.location(tag)}: would hold {len(merged)} layers, more "
                 f"than cosign accepts ({MAX_LAYERS}); remove old signatures before adding more"
             )
         config = config_blob([d.digest for d in merged])
-        client.put_blob(repository, config)
+        store.put_blob(config)
         upload.wait()
         return manifest_bytes(merged, config)
 
     update = Update(build, complete, MANIFEST_TYPE, "the tag")
-    outcome = read_modify_write(
-        client, repository, tag, update, rand=rand, sleep=sleep, first=first
-    )
+    outcome = read_modify_write(store, tag, update, first=first)
     return AppendResult(outcome.digest, outcome.status, outcome.attempts)
 
 
 def prefetch_append(
-    client: RegistryClient,
-    repository: str,
+    store: Store,
     tag: str,
     layer_data: bytes,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
 ) -> Read:
     """What :func:`append_layer` of a layer with blob ``layer_data`` can do before the
     layer's annotations (the signature) exist: read the tag, and upload the layer blob and
@@ -196,18 +180,18 @@ def prefetch_append(
     returned for ``append_layer(first=...)``, whose HEAD before the PUT re-reads the tag if
     it moved since."""
     layer_digest = sha256_digest(layer_data)
-    upload = client.put_blob_background(repository, layer_data)
+    upload = store.put_blob_background(layer_data)
     # The common case is a first signature: no tag yet, and a config that lists only this
     # layer. That config is uploaded while the tag is read; if the tag exists, the config
     # of the merge is uploaded after the read and the guess stays an unreferenced blob.
     first_config = config_blob([layer_digest])
-    guess = client.put_blob_background(repository, first_config)
+    guess = store.put_blob_background(first_config)
     try:
-        read = read_tag(client, repository, tag, sleep)
+        read = read_tag(store, tag)
         digests = [d.digest for d in layers_of(read.manifest)]
         config = config_blob([*digests, layer_digest])
         if config != first_config:
-            client.put_blob(repository, config)
+            store.put_blob(config)
         guess.wait()
         upload.wait()
     finally:
@@ -217,12 +201,7 @@ def prefetch_append(
     return read
 
 
-def read_layers(
-    client: RegistryClient, repository: str, tag: str
-) -> list[tuple[Descriptor, bytes]]:
+def read_layers(store: Store, tag: str) -> list[tuple[Descriptor, bytes]]:
     """Each layer at ``tag`` with its blob (empty list when the tag does not exist)."""
-    manifest = client.get_manifest(repository, tag)
-    out: list[tuple[Descriptor, bytes]] = []
-    for desc in layers_of(manifest):
-        out.append((desc, client.get_blob(repository, desc.digest, size=desc.size)))
-    return out
+    manifest = store.get_manifest(tag)
+    return [(d, store.get_blob(d.digest, size=d.size)) for d in layers_of(manifest)]

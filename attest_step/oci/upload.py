@@ -1,4 +1,5 @@
-"""Upload spooled signatures and attestations to registries (or an OCI layout directory).
+"""Upload spooled signatures and attestations to registries (or an OCI layout directory),
+through one :class:`~attest_step.oci.store.Store` per image (:mod:`attest_step.oci.backends`).
 
 Which layouts receive an item (``RegistryOptions.layout``):
 
@@ -22,11 +23,10 @@ import contextlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from attest_step.errors import RegistryError
 from attest_step.imageref import ImageRef
+from attest_step.oci.backends import Stores
 from attest_step.oci.options import RegistryOptions
-from attest_step.oci.registry import Background, RegistryClient
-from attest_step.oci.retry import Deadline, RetryPolicy
+from attest_step.oci.retry import RetryPolicy
 from attest_step.oci.rmw import Read
 from attest_step.oci.routing import (
     TAG_SUFFIX,
@@ -36,6 +36,7 @@ from attest_step.oci.routing import (
     wants_tag,
 )
 from attest_step.oci.spool import SpoolItem, read_spool
+from attest_step.oci.store import Background, Store
 from attest_step.oci.tag_layout import Layer, append_layer, prefetch_append
 from attest_step.oci.types import BUNDLE_TYPE_PREFIX, Descriptor, tag_for
 from attest_step.tlog.options import TlogOptions
@@ -43,58 +44,60 @@ from attest_step.tlog.options import TlogOptions
 if TYPE_CHECKING:
     from attest_step.oci.bundle_layout import ReferrersRead
 
-# The bundle layout and the OCI layout target are imported where used: ``sign`` loads this
-# module while its key is decrypted, and with ``--registry-layout tag`` needs neither
-# (``auto`` needs the bundle layout's referrers listing).
+# The bundle layout is imported where used: ``sign`` loads this module while its key is
+# decrypted, and with ``--registry-layout tag`` does not need it (``auto`` needs its
+# referrers listing).
+
+_RECORD_LAYOUT = {
+    ("registry", "tag"): "tag",
+    ("registry", "bundle"): "bundle",
+    ("oci-layout", "tag"): "oci-layout",
+    ("oci-layout", "bundle"): "oci-layout-bundle",
+}
+"""The ``layout`` of an upload record, by store kind and layout written."""
 
 
 class _Uploader:
     def __init__(self, options: RegistryOptions, policy: RetryPolicy | None = None) -> None:
         self.options = options
-        self.deadline = Deadline(options.timeout_seconds)
-        self.policy = policy
-        self._clients: dict[str, RegistryClient] = {}
+        self.stores = Stores(options, policy)
         self._subjects: dict[str, Descriptor] = {}
         self._layouts: dict[str, str] = {}
-        self._first_reads: dict[tuple[str, str, str], Read] = {}
-        """(host, repository, tag) -> a read of the tag taken by :meth:`prefetch_signature`."""
+        self._first_reads: dict[tuple[str, str], Read] = {}
+        """(store name, tag) -> a read of the tag taken by :meth:`prefetch_signature`."""
         self._referrers_reads: dict[str, ReferrersRead] = {}
         """Image -> its referrers as :meth:`prefetch_signature` read them."""
 
     def set_policy(self, policy: RetryPolicy) -> None:
-        self.policy = policy
-        for client in self._clients.values():
-            client.policy = policy
+        self.stores.set_policy(policy)
 
     def prefetch_signature(self, image: ImageRef, payload: bytes) -> None:
-        """The registry work of uploading a signature of ``image`` over ``payload`` that does
-        not need the signature: resolve the layout, read the ``.sig`` tag and upload the
-        payload and config blobs (tag layout); fetch the subject and upload the empty config
-        (bundle layout). Nothing is written at a tag or as a manifest."""
-        client = self.client(image.registry)
+        """The work of storing a signature of ``image`` over ``payload`` that does not need
+        the signature: resolve the layout, read the ``.sig`` tag and upload the payload and
+        config blobs (tag layout); fetch the subject and upload the empty config (bundle
+        layout). Nothing is written at a tag or as a manifest."""
+        store = self.stores.for_image(image)
         tag_part: Background | None = None
         if self.options.layout == "auto":
             # ``auto`` resolves to ``tag`` or ``both``: the tag part is needed either way,
             # so it runs while the referrers are listed.
-            tag_part = Background(lambda: self._prefetch_tag(client, image, payload))
+            tag_part = Background(lambda: self._prefetch_tag(store, image, payload))
         try:
             layout = self.layout_for(image)
         finally:
             if tag_part is not None:
                 tag_part.wait()
         if layout in ("tag", "both") and tag_part is None:
-            self._prefetch_tag(client, image, payload)
+            self._prefetch_tag(store, image, payload)
         if layout in ("bundle", "both"):
             from attest_step.oci.bundle_layout import prefetch_referrer  # noqa: PLC0415
 
             self.subject(image)
-            referrers = prefetch_referrer(client, image.repository, image.digest)
-            self._referrers_reads[str(image)] = referrers
+            self._referrers_reads[str(image)] = prefetch_referrer(store, image.digest)
 
-    def _prefetch_tag(self, client: RegistryClient, image: ImageRef, payload: bytes) -> None:
+    def _prefetch_tag(self, store: Store, image: ImageRef, payload: bytes) -> None:
         tag = tag_for(image.digest, TAG_SUFFIX["signature"])
-        read = prefetch_append(client, image.repository, tag, payload)
-        self._first_reads[image.registry, image.repository, tag] = read
+        self._first_reads[store.name, tag] = prefetch_append(store, tag, payload)
 
     def layout_for(self, image: ImageRef) -> str:
         """The layout to use for ``image``: the option, with ``auto`` resolved."""
@@ -104,46 +107,36 @@ class _Uploader:
         if key not in self._layouts:
             from attest_step.oci.bundle_layout import list_referrers  # noqa: PLC0415
 
-            client = self.client(image.registry)
-            found = list_referrers(client, image.repository, image.digest)
+            found = list_referrers(self.stores.for_image(image), image.digest)
             has = any((d.artifact_type or "").startswith(BUNDLE_TYPE_PREFIX) for d in found)
             self._layouts[key] = "both" if has else "tag"
         return self._layouts[key]
 
-    def client(self, host: str) -> RegistryClient:
-        if host not in self._clients:
-            self._clients[host] = RegistryClient(
-                host, self.options, deadline=self.deadline, policy=self.policy
-            )
-        return self._clients[host]
-
     def subject(self, image: ImageRef) -> Descriptor:
         key = str(image)
         if key not in self._subjects:
-            manifest = self.client(image.registry).get_manifest(image.repository, image.digest)
+            store = self.stores.for_image(image)
+            manifest = store.get_manifest(image.digest)
             if manifest is None:
-                raise RegistryError(
-                    f"{image}: the image is not in the registry; push the image before "
-                    "signing or attesting it"
-                )
+                raise store.missing_image(image)
             self._subjects[key] = manifest.descriptor()
         return self._subjects[key]
 
     def push_tag(self, item: SpoolItem) -> dict[str, Any]:
         image = item.image
+        store = self.stores.for_image(image)
         tag = tag_for(image.digest, TAG_SUFFIX[item.kind])
         result = append_layer(
-            self.client(image.registry),
-            image.repository,
+            store,
             tag,
             Layer(item.data, item.media_type, item.annotations),
-            first=self._first_reads.pop((image.registry, image.repository, tag), None),
+            first=self._first_reads.pop((store.name, tag), None),
         )
         return {
             "kind": item.kind,
             "image": str(image),
-            "layout": "tag",
-            "location": f"{image.name}:{tag}",
+            "layout": _RECORD_LAYOUT[store.kind, "tag"],
+            "location": store.location(tag),
             "manifestDigest": result.manifest_digest,
             "status": result.status,
             "attempts": result.attempts,
@@ -153,11 +146,11 @@ class _Uploader:
         from attest_step.oci.bundle_layout import bundle_bytes, push_referrer  # noqa: PLC0415
 
         image = item.image
+        store = self.stores.for_image(image)
         # tlog: the entries attest_step.tlog.spool.attach put in the item (none when unlogged)
         bundle = bundle_bytes(envelope_of(item), item.public_key_hint, tlog_entries_of(item))
         result = push_referrer(
-            self.client(image.registry),
-            image.repository,
+            store,
             subject=self.subject(image),
             bundle=bundle,
             predicate_type=item.predicate_type or "",
@@ -167,14 +160,27 @@ class _Uploader:
         record: dict[str, Any] = {
             "kind": item.kind,
             "image": str(image),
-            "layout": "bundle",
-            "location": f"{image.name}@{result.manifest_digest}",
+            "layout": _RECORD_LAYOUT[store.kind, "bundle"],
+            "location": store.location(result.manifest_digest),
             "manifestDigest": result.manifest_digest,
             "status": result.status,
         }
         if result.fallback_tag:
-            record["referrersTag"] = f"{image.name}:{result.fallback_tag}"
+            record["referrersTag"] = store.location(result.fallback_tag)
         return record
+
+    def push(self, items: list[SpoolItem]) -> list[dict[str, Any]]:
+        """Store ``items`` as the layout option says; one record per item and layout."""
+        out: list[dict[str, Any]] = []
+        with self.stores.writing():
+            for item in items:
+                self.stores.for_image(item.image).note_image(item.image)
+                layout = self.layout_for(item.image)
+                if wants_tag(item, layout):
+                    out.append(self.push_tag(item))
+                if wants_bundle(item, layout):
+                    out.append(self.push_bundle(item))
+        return out
 
 
 PREFETCH_POLICY = RetryPolicy(attempts=1, request_timeout=5.0)
@@ -212,24 +218,13 @@ def push_items(
     """Upload ``items`` as ``registry.layout`` says; one record per upload. ``prefetch``
     (finished): reads and uploads done ahead of the signature, for the same images.
     ``tlog``: the transparency-log flags; items are logged (or their entries read back from
-    the spool) before any registry push (attest_step.tlog.spool)."""
+    the spool) before any push (attest_step.tlog.spool)."""
     # tlog hook: log what is pending, attach the entries to the items (bundles carry them)
     from attest_step.tlog.spool import attach  # noqa: PLC0415
 
     items = attach(items, tlog or TlogOptions())
-    if registry.oci_layout_dir:
-        from attest_step.oci.oci_layout import write_items  # noqa: PLC0415
-
-        return write_items(Path(registry.oci_layout_dir), items, registry.layout)
     uploader = prefetch.uploader() if prefetch is not None else _Uploader(registry)
-    out: list[dict[str, Any]] = []
-    for item in items:
-        layout = uploader.layout_for(item.image)
-        if wants_tag(item, layout):
-            out.append(uploader.push_tag(item))
-        if wants_bundle(item, layout):
-            out.append(uploader.push_bundle(item))
-    return out
+    return uploader.push(items)
 
 
 def push_spool(

@@ -7,6 +7,8 @@
 #                also Tekton's -shell-image (non-root, has /bin/sh)
 #   tools, git, registry   $CLUSTER_REG/local/NAME
 #   kaniko       only when KANIKO_SRC names a kaniko source checkout (never a stand-in)
+#   opa          pushed as $CLUSTER_REG/attest-step/opa:1.22.4, so the catalog's
+#                ghcr.io/attest-step/opa@DIGEST resolves there unchanged (hack/image/opa.py)
 # An image is rebuilt only when its inputs changed (lock and recipe; kaniko: source commit and
 # recipe) or the registry lost it: the warm path pushes nothing. Needs the registry on
 # $CLUSTER_REG (up.sh starts it).
@@ -29,6 +31,8 @@ push() { # NAME DEST
 inputs_key() { # NAME
   if [ "$1" = kaniko ]; then
     { git -C "$KANIKO_SRC" rev-parse HEAD; cat "$root/hack/image/kaniko.py"; } | sha256sum | cut -c1-16
+  elif [ "$1" = opa ]; then
+    { go version; cat "$root/hack/image/opa.py" "$root/hack/image/ocilayout.py"; } | sha256sum | cut -c1-16
   else
     cat "$root/images/$1/image.lock" "$root"/hack/image/*.py | sha256sum | cut -c1-16
   fi
@@ -50,6 +54,8 @@ ensure() { # NAME REPO TAG: build (unless cached) and push; print the digest
   fi
   if [ "$1" = kaniko ]; then
     (cd "$root" && make -s image-kaniko KANIKO_SRC="$KANIKO_SRC" >/dev/null)
+  elif [ "$1" = opa ]; then
+    (cd "$root" && make -s image-opa >/dev/null)
   else
     (cd "$root" && make -s image IMAGE_NAME="$1" >/dev/null)
   fi
@@ -64,6 +70,7 @@ digest="$(ensure attest-step attest-step/attest-step "$version")"
 refs[attest-step]="$CLUSTER_REG/attest-step/attest-step@$digest"
 skopeo copy -q --src-tls-verify=false --dest-tls-verify=false \
   "docker://$CLUSTER_REG/attest-step/attest-step@$digest" "docker://$CLUSTER_REG/base/shell:2"
+refs[opa]="$CLUSTER_REG/attest-step/opa@$(ensure opa attest-step/opa 1.22.4)"
 for name in tools git registry; do
   refs[$name]="$CLUSTER_REG/local/$name@$(ensure "$name" "local/$name" 1)"
 done

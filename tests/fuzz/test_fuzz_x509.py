@@ -50,7 +50,14 @@ def test_pem_certificates_parse_or_raise_value_error(data: bytes) -> None:
 def mode(tmp_path_factory: pytest.TempPathFactory) -> CertificateMode:
     issuers = write(tmp_path_factory.mktemp("trust") / "issuers.pem", PKI.mid, PKI.root)
     flags = CertificateFlags(
-        certificate_chain=issuers, identity=SIGNER_URI, oidc_issuer_regexp=".*"
+        certificate=None,
+        certificate_chain=issuers,
+        ca_roots=None,
+        ca_intermediates=None,
+        identity=SIGNER_URI,
+        identity_regexp=None,
+        oidc_issuer=None,
+        oidc_issuer_regexp=".*",
     )
     return CertificateMode(flags)
 

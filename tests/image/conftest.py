@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from tests.fixtures.private_var_lib import with_private_var_lib
 from tests.fixtures.tools import REPO_ROOT, require_machine, require_tool
 
 BUILD_OUT = REPO_ROOT / "build" / "image-test"
@@ -111,8 +112,12 @@ class Podman:
         }
 
     def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        # pull writes containers/image's blob-info cache to /var/lib as root: keep it private
+        argv = [str(self.binary), *args]
+        if args[:1] == ("pull",):
+            argv = with_private_var_lib(argv, self.base / "var-lib")
         return subprocess.run(
-            [str(self.binary), *args],
+            argv,
             env=self.env,
             capture_output=True,
             text=True,

@@ -91,3 +91,18 @@ def check_run_network_none(run: Runner, workspace: Path) -> subprocess.Completed
 def interfaces(workspace: Path) -> list[str]:
     lines = (workspace / "netdev.txt").read_text().splitlines()[2:]
     return sorted(line.split(":")[0].strip() for line in lines)
+
+
+PGP_IMAGE = "registry.example/org/app:v1@sha256:" + "c" * 64
+
+
+def check_pgp_sign_and_verify(run: Runner, workspace: Path, secret: Path) -> None:
+    """``sign --pgp-key`` from a read-only Secret (pgp.key, pgp.passphrase, pgp.pub) into a
+    lookaside on the workspace, then ``verify --pgp-key``: no gpg, no GNUPGHOME, no network."""
+    mounts = [(workspace, "/workspace", False), (secret, "/secrets/pgp", True)]
+    lookaside = ["--lookaside", "/workspace/lookaside"]
+    proc = run(["sign", "--pgp-key", "/secrets/pgp", *lookaside, PGP_IMAGE], mounts)
+    assert proc.returncode == 0, proc.stderr
+    assert (workspace / "lookaside" / "org" / f"app@sha256={'c' * 64}" / "signature-1").is_file()
+    proc = run(["verify", "--pgp-key", "/secrets/pgp/pgp.pub", *lookaside, PGP_IMAGE], mounts)
+    assert proc.returncode == 0, proc.stderr

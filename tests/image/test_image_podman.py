@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.keys import make_secret_mount
+from tests.fixtures.pgp import PASSPHRASE, PgpKey
 from tests.image import scenario
 from tests.image.conftest import Podman
 
@@ -46,6 +48,19 @@ def test_attest_with_a_read_only_secret_and_verify(
     scenario.check_attest_and_verify(
         runner(podman), scenario.make_workspace(tmp_path), secret_mount
     )
+
+
+def test_pgp_sign_with_a_read_only_secret_and_verify(
+    podman: tuple[Podman, str], tmp_path: Path, pgp_keys: dict[str, PgpKey]
+) -> None:
+    key = pgp_keys["signer"]
+    files = {
+        "pgp.key": key.secret_armored.read_bytes(),
+        "pgp.passphrase": PASSPHRASE.encode(),
+        "pgp.pub": key.public.read_bytes(),
+    }
+    secret = make_secret_mount(tmp_path / "pgp-secret", files)
+    scenario.check_pgp_sign_and_verify(runner(podman), scenario.make_workspace(tmp_path), secret)
 
 
 def test_run_network_none_with_podmans_default_seccomp(

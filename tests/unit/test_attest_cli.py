@@ -16,6 +16,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from attest_step.cli.main import cli
+from attest_step.errors import UsageError
+from attest_step.provenance import DECLARED_ANNOTATION, parse_declared_ref
 from tests.fixtures.keys import KeyPair, PemKey
 from tests.fixtures.tools import cosign_v2, cosign_v3
 
@@ -451,3 +453,68 @@ def test_cosign_verifies_our_attestation(key: PemKey, work: Path, which: str) ->
         timeout=60,
     )
     assert wrong_type.returncode != 0
+
+
+# --- --declared-ref / ATTEST_DECLARED_REFS: the refs a run came from, as stated (issue 14) ---
+
+BUNDLE = "registry.example/catalog/hermetic-build@sha256:" + "b" * 64
+GIT_REF = "git+https://github.com/example/catalog.git@sha1:" + "c" * 40
+
+
+def test_declared_refs_are_recorded_as_declared(key: PemKey, work: Path) -> None:
+    envelope = work / "att.json"
+    result = attest(
+        key,
+        *["--image", IMAGE, "--no-upload", "--output-file", str(envelope)],
+        *["--declared-ref", f"task={BUNDLE}", "--declared-ref", f"stepAction/attest={GIT_REF}"],
+        env={"ATTEST_DECLARED_REFS": f"pipeline={GIT_REF}"},  # the flags win
+    )
+    assert result.exit_code == 0, result.stderr
+    deps = payload_of(envelope)["predicate"]["buildDefinition"]["resolvedDependencies"]
+    declared = {DECLARED_ANNOTATION: "declared"}
+    assert deps == [
+        {
+            "name": "task",
+            "uri": "oci://registry.example/catalog/hermetic-build",
+            "digest": {"sha256": "b" * 64},
+            "annotations": declared,
+        },
+        {
+            "name": "stepAction/attest",
+            "uri": "git+https://github.com/example/catalog.git",
+            "digest": {"sha1": "c" * 40},
+            "annotations": declared,
+        },
+    ]
+
+    from_env = work / "env.json"
+    result = attest(
+        key,
+        *["--image", IMAGE, "--no-upload", "--output-file", str(from_env)],
+        env={"ATTEST_DECLARED_REFS": f"pipeline={GIT_REF}\npipelineTask={BUNDLE}"},
+    )
+    assert result.exit_code == 0, result.stderr
+    deps = payload_of(from_env)["predicate"]["buildDefinition"]["resolvedDependencies"]
+    assert [d["name"] for d in deps] == ["pipeline", "pipelineTask"]
+
+    bad = attest(
+        key,
+        *["--image", IMAGE, "--no-upload", "--output-file", str(work / "x.json")],
+        env={"ATTEST_DECLARED_REFS": "task=nothing"},
+    )
+    one_line_error(bad, 2, "ATTEST_DECLARED_REFS")
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        (BUNDLE, "give NAME=URI@ALG:HEX"),
+        (f"image={BUNDLE}", "NAME one of task"),
+        (f"stepAction/Bad_Step={BUNDLE}", "NAME one of task"),
+        ("task=registry.example/catalog/x:latest", "has no '@'"),
+        ("task=git+https://github.com/x/y.git@sha1:abc", "40 lowercase hex"),
+    ],
+)
+def test_bad_declared_refs_are_refused(text: str, says: str) -> None:
+    with pytest.raises(UsageError, match=re.escape(says)):
+        parse_declared_ref(text)

@@ -43,7 +43,14 @@ def test_early_work_is_what_the_entry_point_passed(cosign_key_pair: KeyPair) -> 
 
 @pytest.mark.parametrize(
     "argv",
-    [["verify", "--key", "k", IMAGE], ["sign", "--help"], ["--version"], []],
+    [
+        ["verify", "--key", "k", IMAGE],
+        ["sign", "--help"],
+        ["--version"],
+        [],
+        ["sign", "--pgp-key", "k.gpg", "--lookaside", "d", IMAGE],
+        ["sign", "--pgp-key=k.gpg", "--lookaside", "d", IMAGE],
+    ],
 )
 def test_no_background_imports_for_other_verbs_or_help(argv: list[str]) -> None:
     assert preload(argv) is None

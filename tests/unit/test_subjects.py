@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from attest_step.errors import UsageError
 from attest_step.model import Subject
-from attest_step.subjects import image_subjects, split_images_result
+from attest_step.subjects import image_refs, image_subjects, split_images_result
 
 A = "a" * 64
 B = "b" * 64
+
+
+def _subjects(*images: Any, **results: Any) -> list[Subject]:
+    return image_subjects(image_refs(*images, **results))
 
 
 def pairs(subjects: list[Subject]) -> list[tuple[str, str]]:
@@ -19,13 +25,13 @@ def pairs(subjects: list[Subject]) -> list[tuple[str, str]]:
 
 
 def test_flags_give_subjects_named_by_repository() -> None:
-    got = image_subjects([f"ghcr.io/o/b:v1@sha256:{B}", f"busybox@sha256:{A}"])
+    got = _subjects([f"ghcr.io/o/b:v1@sha256:{B}", f"busybox@sha256:{A}"])
     assert pairs(got) == [("ghcr.io/o/b", B), ("index.docker.io/library/busybox", A)]
     assert all(s.annotations == {} for s in got)
 
 
 def test_image_url_and_digest_results() -> None:
-    got = image_subjects([], image_url="ghcr.io/o/app:latest\n", image_digest=f"sha256:{A}\n")
+    got = _subjects([], image_url="ghcr.io/o/app:latest\n", image_digest=f"sha256:{A}\n")
     assert pairs(got) == [("ghcr.io/o/app", A)]
 
 
@@ -35,31 +41,31 @@ def test_image_url_and_digest_results() -> None:
 )
 def test_url_without_digest_or_back_is_an_error(url: str | None, digest: str | None) -> None:
     with pytest.raises(UsageError, match="given without"):
-        image_subjects([], image_url=url, image_digest=digest)
+        _subjects([], image_url=url, image_digest=digest)
 
 
 def test_both_empty_results_mean_no_image() -> None:
-    assert image_subjects([], image_url=" ", image_digest="") == []
+    assert _subjects([], image_url=" ", image_digest="") == []
 
 
 def test_images_result_commas_and_newlines() -> None:
     text = f"ghcr.io/o/a@sha256:{A},ghcr.io/o/b@sha256:{B}\n\n ghcr.io/o/c@sha256:{A} ,\n"
-    got = image_subjects([], images_result=text)
+    got = _subjects([], images_result=text)
     assert pairs(got) == [("ghcr.io/o/a", A), ("ghcr.io/o/b", B), ("ghcr.io/o/c", A)]
 
 
 def test_images_item_without_digest_names_images() -> None:
     with pytest.raises(UsageError, match=r"^IMAGES: 'ghcr\.io/o/a' has no digest"):
-        image_subjects([], images_result="ghcr.io/o/a")
+        _subjects([], images_result="ghcr.io/o/a")
 
 
 def test_bad_digest_in_result_names_the_result() -> None:
     with pytest.raises(UsageError, match=r"^IMAGE_URL/IMAGE_DIGEST: 'sha256:basd-sha'"):
-        image_subjects([], image_url="gcr.io/o/a", image_digest="sha256:basd-sha")
+        _subjects([], image_url="gcr.io/o/a", image_digest="sha256:basd-sha")
 
 
 def test_duplicates_collapse_and_distinct_digests_stay() -> None:
-    got = image_subjects(
+    got = _subjects(
         [f"ghcr.io/o/a@sha256:{A}", f"ghcr.io/o/a:v2@sha256:{B}"],
         image_url="ghcr.io/o/a",
         image_digest=f"sha256:{A}",
@@ -69,7 +75,7 @@ def test_duplicates_collapse_and_distinct_digests_stay() -> None:
 
 
 def test_nothing_given_gives_nothing() -> None:
-    assert image_subjects([]) == []
+    assert _subjects([]) == []
 
 
 ITEM = st.builds(
@@ -83,7 +89,7 @@ ITEM = st.builds(
 def test_split_is_separator_agnostic(items: list[str], seps: list[str]) -> None:
     text = "".join(item + (seps[i % len(seps)] if seps else ",") for i, item in enumerate(items))
     assert split_images_result(text) == items
-    got = image_subjects([], images_result=text)
+    got = _subjects([], images_result=text)
     assert got == sorted(got, key=lambda s: (s.name, s.digest["sha256"]))
     assert {(s.name, s.digest["sha256"]) for s in got} == {
         (i.split("@")[0], i.split(":")[-1]) for i in items

@@ -1,0 +1,141 @@
+"""``sign --pgp-key`` and ``verify --pgp-key``: OpenPGP simple signing in a lookaside.
+
+The flags are added to ``sign`` and ``verify``; the work is here so the cosign paths of
+those verbs stay as they were. Nothing here talks to a registry when IMAGE has a digest.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from attest_step.cli.common import emit_json
+from attest_step.errors import UsageError
+
+if TYPE_CHECKING:
+    from attest_step.imageref import ImageRef
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+LOOKASIDE_HELP = (
+    "Lookaside directory of OpenPGP signatures (registries.d 'lookaside-staging' for sign, "
+    "'lookaside' for verify): DIR/REPOSITORY@sha256=HEX/signature-N."
+)
+
+
+def pgp_key_option(help_text: str) -> Callable[[F], F]:
+    return click.option("--pgp-key", "pgp_key", default=None, metavar="KEY", help=help_text)
+
+
+def _lookaside_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
+    """A directory, or the ``file://`` URL a registries.d file names; web lookasides are
+    for the verifiers (publish the directory), not read here."""
+    if value is None:
+        return None
+    if value.startswith("file://"):
+        value = value[len("file://") :]
+    elif "://" in value:
+        raise click.BadParameter(
+            f"{value!r}: give a directory or a file:// URL (an http(s) lookaside is where "
+            "the verifiers read the published directory)"
+        )
+    if not value:
+        raise click.BadParameter("give a directory")
+    return Path(value)
+
+
+def lookaside_option(func: F) -> F:
+    return click.option(
+        "--lookaside",
+        "lookaside",
+        metavar="DIR",
+        default=None,
+        callback=_lookaside_path,
+        help=LOOKASIDE_HELP,
+    )(func)
+
+
+def identity_option(func: F) -> F:
+    return click.option(
+        "--sign-container-identity",
+        "identity",
+        default=None,
+        metavar="REF",
+        help="With --pgp-key: the docker-reference to sign (default: REPO:TAG when IMAGE has "
+        "a tag, else REPO@sha256:HEX; podman never accepts a bare REPO).",
+    )(func)
+
+
+def require_lookaside(lookaside: Path | None, verb: str) -> Path:
+    if lookaside is None:
+        raise UsageError(
+            f"{verb} --pgp-key: give --lookaside DIR (signatures in the containers/image "
+            "lookaside layout; see docs/keys.md)"
+        )
+    return lookaside
+
+
+def sign_pgp(
+    *, pgp_key: str, lookaside: Path, identity: str | None, image: str, output: str
+) -> None:
+    """Sign IMAGE with an OpenPGP key into the lookaside directory."""
+    from attest_step.imageref import parse_image_ref  # noqa: PLC0415
+    from attest_step.pgp.keys import load_pgp_signer  # noqa: PLC0415
+    from attest_step.pgp.simple_signing import sign_to_lookaside  # noqa: PLC0415
+
+    ref = parse_image_ref(image, what="IMAGE")
+    signer = load_pgp_signer(pgp_key)
+    record = sign_to_lookaside(ref, signer, lookaside, identity=identity)
+    if record["signing_key"] != record["fingerprint"]:
+        click.echo(
+            f"attest-step: note: signed by subkey {record['signing_key']}; podman and skopeo "
+            "built on containers/image older than its July 2025 change accept only signatures "
+            "by the primary key (Debian bookworm's do): for them, sign with a key whose "
+            "primary key can sign",
+            err=True,
+        )
+    if output == "json":
+        emit_json([record])
+        return
+    click.echo(f"{record['status']}: {record['kind']} ({record['layout']}) -> {record['location']}")
+    click.echo(f"  key {record['fingerprint']}, identity {record['identity']}")
+
+
+def verify_pgp(
+    *, pgp_key: str, lookaside: Path, image: str, output: str, resolve: Callable[[str], ImageRef]
+) -> None:
+    """Verify IMAGE's OpenPGP signatures in the lookaside directory with public keys."""
+    from attest_step.pgp.keys import load_pgp_public_keys  # noqa: PLC0415
+    from attest_step.pgp.simple_signing import verify_lookaside  # noqa: PLC0415
+
+    certs = load_pgp_public_keys(pgp_key)
+    ref = resolve(image)
+    verified = verify_lookaside(ref, certs, lookaside)
+    if output == "json":
+        emit_json(
+            {
+                "image": str(ref),
+                "verified": [
+                    {
+                        "source": "lookaside",
+                        "location": v.location,
+                        "fingerprint": v.fingerprint,
+                        "identity": v.identity,
+                        "claims": v.claims,
+                    }
+                    for v in verified
+                ],
+            }
+        )
+        return
+    click.echo(f"Verification for {ref} --")
+    click.echo("The following checks were performed on each of these signatures:")
+    click.echo("  - The OpenPGP signature was verified against one of the given public keys")
+    click.echo("  - The signed payload names the image digest")
+    click.echo("  - The signed docker-reference matches the image (matchRepoDigestOrExact)")
+    for v in verified:
+        click.echo(f"  lookaside: {v.location}")
+        click.echo(f"    key {v.fingerprint}, identity {v.identity}")
