@@ -4,7 +4,8 @@
 #    gnupg (test keys for OpenPGP simple signing; skopeo and podman verify with it through gpgme),
 #    and for the step image mmdebstrap, umoci, podman, runc, python3-pip (the host's Debian pip)
 #  - pinned Go tools into .tools/bin: cosign v3 (and v2 when it builds), regctl (OCI layout interop),
-#    opa (the Rego policies in policy/)
+#    opa (the Rego policies in policy/), rekor-server-posix (a local Rekor v2 log: rekor-tiles'
+#    POSIX-storage server, for the transparency-log tests)
 # Run by `make test` and `.ci/run`. Safe to run again; it only installs what is missing.
 set -euo pipefail
 
@@ -14,6 +15,7 @@ COSIGN_V3_VERSION="${COSIGN_V3_VERSION:-v3.1.3}"
 COSIGN_V2_VERSION="${COSIGN_V2_VERSION:-v2.6.5}"
 REGCTL_VERSION="${REGCTL_VERSION:-v0.11.7}"
 OPA_VERSION="${OPA_VERSION:-v1.22.4}"
+REKOR_TILES_VERSION="${REKOR_TILES_VERSION:-v2.3.0}"
 mkdir -p "$TOOLS_BIN"
 
 log() { printf 'install-tools: %s\n' "$*" >&2; }
@@ -75,6 +77,9 @@ install_go_tool cosign github.com/sigstore/cosign/v3/cmd/cosign "$COSIGN_V3_VERS
 install_go_tool regctl github.com/regclient/regclient/cmd/regctl "$REGCTL_VERSION"
 # opa's main package is its module root: go install names the binary "opa", the basename
 install_go_tool opa github.com/open-policy-agent/opa "$OPA_VERSION"
+# rekor-tiles v2.3.0 is the log version cosign v3.1.3 builds against; go install names it "posix"
+install_go_tool rekor-server-posix github.com/sigstore/rekor-tiles/v2/cmd/rekor-server/posix \
+  "$REKOR_TILES_VERSION"
 if [ "${INSTALL_COSIGN_V2:-1}" = 1 ]; then
   install_go_tool cosign-v2 github.com/sigstore/cosign/v2/cmd/cosign "$COSIGN_V2_VERSION" ||
     log "cosign $COSIGN_V2_VERSION did not build; v2 interop tests will say so"

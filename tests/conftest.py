@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.keys",
     "tests.fixtures.hostile_http",
     "tests.fixtures.pgp",
+    "tests.fixtures.rekor",
 ]

@@ -42,6 +42,7 @@ from attest_step.tekton_env import (
     read_context,
     steps_prepared_time,
 )
+from attest_step.tlog.options import NO_TLOG, TlogOptions, bundle_layout, tlog_options
 
 ATTESTATION_RESULT = "ATTESTATION"
 """Tekton result ``{uri, digest}`` naming the stored attestation. Deliberately no Chains type
@@ -104,11 +105,24 @@ def _started_on(flag: str | None, ctx: TektonContext) -> datetime | None:
     return steps_prepared_time()
 
 
-def _spool(directory: Path, envelope: bytes, refs: Sequence[ImageRef], public_pem: bytes) -> None:
+def _spool(
+    directory: Path,
+    envelope: bytes,
+    refs: Sequence[ImageRef],
+    public_pem: bytes,
+    tlog: TlogOptions = NO_TLOG,
+) -> None:
     from attest_step.oci.spool import write_attestation  # noqa: PLC0415
 
     for ref in refs:
-        write_attestation(directory, envelope, ref, SLSA_PROVENANCE_V1, public_key_pem=public_pem)
+        blob = write_attestation(
+            directory, envelope, ref, SLSA_PROVENANCE_V1, public_key_pem=public_pem
+        )
+        if tlog.enabled:  # tlog hook: logged at push time, from the spool
+            from attest_step.tlog.spool import prepare  # noqa: PLC0415
+
+            record = blob.with_name(blob.name.removesuffix(".dsse.json") + ".oci.json")
+            prepare(record, public_pem, str(tlog.rekor_url))
 
 
 def _upload(
@@ -117,14 +131,16 @@ def _upload(
     public_pem: bytes,
     spool_dir: Path | None,
     registry: RegistryOptions,
+    *,
+    tlog: TlogOptions = NO_TLOG,
 ) -> list[dict[str, Any]]:
     """Spool the envelope for every image on disk first, then push the spool."""
     from attest_step.oci.upload import push_spool  # noqa: PLC0415
 
     directory = spool_dir or Path(tempfile.mkdtemp(prefix="attest-step-spool-"))
-    _spool(directory, envelope, refs, public_pem)
+    _spool(directory, envelope, refs, public_pem, tlog)
     try:
-        records = push_spool(directory, registry)
+        records = push_spool(directory, registry, tlog)
     except AttestStepError as err:
         raise type(err)(
             f"{err}; the signed attestation is kept in {directory}: "
@@ -275,6 +291,7 @@ def _stored_ref(
     help=f"Path of the {ATTESTATION_RESULT} result file, e.g. $(step.results.X.path).",
 )
 @registry_options
+@tlog_options
 @output_option
 def attest_command(
     *,
@@ -304,6 +321,7 @@ def attest_command(
     results_dir: Path | None,
     attestation_result: Path | None,
     registry: RegistryOptions,
+    tlog: TlogOptions,
     output: str,
 ) -> None:
     """Write SLSA v1 provenance for what the build produced, sign it as DSSE and store it.
@@ -319,6 +337,7 @@ def attest_command(
 
     # Cheap checks of every input first, so a usage error never waits for hashing or a key.
     refs = _image_refs(ctx, images)
+    registry = bundle_layout(registry, tlog.enabled)
     if not subject_paths:
         if excludes or dir_digest:
             raise UsageError("--exclude and --dir-digest apply to --subject-path; give a path")
@@ -349,6 +368,10 @@ def attest_command(
     # scrypt started by attest_step.cli.main before click loaded, if it could be.
     kdf = early_work().kdf
     signer = load_signer(key, kdf=kdf)
+    if tlog.enabled:
+        from attest_step.tlog.spool import check_signer_key  # noqa: PLC0415
+
+        check_signer_key(signer.public_key_pem())
     if kdf is not None:
         kdf.wait()  # no thread left: hashing forks its workers only from a single thread
     subjects = _hashed_subjects(subject_paths, excludes, dir_digest)
@@ -390,9 +413,11 @@ def attest_command(
         write_output_file(output_file, envelope_bytes, "--output-file", make_parents=True)
     uploads: list[dict[str, Any]] = []
     if refs and not no_upload:
-        uploads = _upload(envelope_bytes, refs, signer.public_key_pem(), spool_dir, registry)
+        uploads = _upload(
+            envelope_bytes, refs, signer.public_key_pem(), spool_dir, registry, tlog=tlog
+        )
     elif refs and spool_dir is not None:
-        _spool(spool_dir, envelope_bytes, refs, signer.public_key_pem())
+        _spool(spool_dir, envelope_bytes, refs, signer.public_key_pem(), tlog)
 
     attestation_ref: dict[str, str] | None = None
     if result_paths:

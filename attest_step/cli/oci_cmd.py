@@ -21,6 +21,15 @@ from attest_step.cli.pgp_options import (
 from attest_step.errors import RegistryError, UsageError
 from attest_step.keys.certmode import CertificateFlags
 from attest_step.oci.options import RegistryOptions, registry_options
+from attest_step.tlog.options import (
+    TlogOptions,
+    bundle_layout,
+    load_logs,
+    tlog_line,
+    tlog_options,
+    tlog_summary,
+    verify_tlog_options,
+)
 
 
 def _annotations(values: tuple[str, ...]) -> dict[str, str]:
@@ -82,6 +91,7 @@ def _one_key(key_ref: str | None, pgp_key: str | None, verb: str) -> None:
 )
 @output_option
 @registry_options
+@tlog_options
 @click.argument("image")
 def sign_command(
     *,
@@ -94,6 +104,7 @@ def sign_command(
     spool_dir: Path | None,
     output: str,
     registry: RegistryOptions,
+    tlog: TlogOptions,
     image: str,
 ) -> None:
     """Sign IMAGE (REPOSITORY@sha256:HEX) and attach the signature as cosign does.
@@ -125,6 +136,7 @@ def sign_command(
 
     ref = parse_image_ref(image, what="IMAGE")
     annotations = _annotations(annotation_values)
+    registry = bundle_layout(registry, tlog.enabled)
     # The registry work that does not need the signature runs while scrypt decrypts the key.
     prefetch = start_signature_prefetch(ref, annotations, registry)
     # scrypt started by attest_step.cli.main before click loaded, if it could be. While it
@@ -136,6 +148,10 @@ def sign_command(
     from attest_step.keys.load import load_signer  # noqa: PLC0415
 
     signer = load_signer(key_ref, certificate_chain=certificate_chain, kdf=early.kdf)
+    if tlog.enabled:
+        from attest_step.tlog.spool import check_signer_key  # noqa: PLC0415
+
+        check_signer_key(signer.public_key_pem())
     # Imported on a background thread during scrypt (attest_step.cli.main.PRELOAD).
     import shutil  # noqa: PLC0415
     import tempfile  # noqa: PLC0415
@@ -145,7 +161,13 @@ def sign_command(
     out_dir = spool_dir or Path(tempfile.mkdtemp(prefix="attest-step-spool-"))
     try:
         records = sign_image(
-            ref, signer, annotations, out_dir=out_dir, registry=registry, prefetch=prefetch
+            ref,
+            signer,
+            annotations,
+            out_dir=out_dir,
+            registry=registry,
+            prefetch=prefetch,
+            tlog=tlog,
         )
     except RegistryError as err:  # keeps its class, so its exit code (2 or 75)
         raise type(err)(
@@ -174,6 +196,7 @@ def sign_command(
 @annotation_option
 @output_option
 @registry_options
+@verify_tlog_options
 @click.argument("image")
 def verify_command(
     *,
@@ -184,6 +207,7 @@ def verify_command(
     annotation_values: tuple[str, ...],
     output: str,
     registry: RegistryOptions,
+    trusted_root: Path | None,
     image: str,
 ) -> None:
     """Verify IMAGE's signatures (.sig tag and cosign v3 bundles) with a public key, or with
@@ -213,8 +237,11 @@ def verify_command(
     if lookaside is not None:
         raise UsageError("verify: --lookaside goes with --pgp-key")
     mode = choose(key_ref, cert_flags)
+    logs = load_logs(trusted_root)
     ref = resolve_image(image, registry)
-    verified = verify_image_signatures(ref, mode, _annotations(annotation_values), registry)
+    verified = verify_image_signatures(
+        ref, mode, _annotations(annotation_values), registry, tlog_logs=logs
+    )
     if output == "json":
         records = []
         for v in verified:
@@ -222,8 +249,9 @@ def verify_command(
             record["claims"] = v.claims
             if v.certificate is not None:
                 record["certificate"] = v.certificate
+            record["tlog"] = v.tlog
             records.append(record)
-        emit_json({"image": str(ref), "verified": records})
+        emit_json({"image": str(ref), "verified": records, "tlogChecked": logs is not None})
         return
     click.echo(f"Verification for {ref} --")
     click.echo("The following checks were performed on each of these signatures:")
@@ -239,12 +267,15 @@ def verify_command(
     click.echo("  - The signed payload names the image digest")
     if annotation_values:
         click.echo("  - The signed annotations match -a")
+    click.echo(f"  - {tlog_summary(logs is not None)}")
     for v in verified:
         click.echo(f"  {v.source}: {v.location}")
         if v.certificate is not None and not v.certificate.get("checked"):
             click.echo(f"    NOTE: this signature {v.certificate['reason']}")
         elif v.certificate is not None:
             click.echo(f"    certificate: {', '.join(v.certificate['subjects']) or '(no SAN)'}")
+        if v.tlog is not None:
+            click.echo(f"    {tlog_line(v.tlog)}")
 
 
 @click.command("push")
@@ -257,11 +288,17 @@ def verify_command(
 )
 @output_option
 @registry_options
-def push_command(*, from_dir: Path, output: str, registry: RegistryOptions) -> None:
-    """Upload signed output left on disk by an earlier run (idempotent)."""
+@tlog_options
+def push_command(
+    *, from_dir: Path, output: str, registry: RegistryOptions, tlog: TlogOptions
+) -> None:
+    """Upload signed output left on disk by an earlier run (idempotent): first to the
+    transparency log what was signed with one and is not logged yet, then to the registry."""
     from attest_step.oci.upload import push_spool  # noqa: PLC0415
+    from attest_step.tlog.spool import has_sidecars  # noqa: PLC0415
 
-    records = push_spool(from_dir, registry)
+    registry = bundle_layout(registry, tlog.enabled or has_sidecars(from_dir))
+    records = push_spool(from_dir, registry, tlog)
     if not records:
         raise UsageError(f"--from {from_dir}: no spool records (*.oci.json) in it")
     _echo_records(records, output)

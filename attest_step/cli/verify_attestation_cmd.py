@@ -17,6 +17,7 @@ from attest_step.keys.signer import Verifier
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
 from attest_step.statement import PREDICATE_TYPES, predicate_type_uri
+from attest_step.tlog.options import load_logs, tlog_line, tlog_summary, verify_tlog_options
 from attest_step.verify import PolicyCheck, VerifiedAttestation
 
 _PATH = click.Path(path_type=Path)
@@ -195,6 +196,7 @@ def _print_text(
     "--opa", default=None, help="The OPA binary for a Rego policy [default: opa on PATH]."
 )
 @registry_options
+@verify_tlog_options
 @output_option
 def verify_attestation_command(
     *,
@@ -214,6 +216,7 @@ def verify_attestation_command(
     policy_timeout: float,
     opa: str | None,
     registry: RegistryOptions,
+    trusted_root: Path | None,
     output: str,
 ) -> None:
     """Verify the signature, statement, predicate type and subjects of an attestation.
@@ -237,11 +240,15 @@ def verify_attestation_command(
     from attest_step.verify import read_envelopes, verify_any  # noqa: PLC0415
 
     mode = choose(key, cert_flags)
+    logs = load_logs(trusted_root)
     carried: list[CarriedCertificate]
+    # tlog hook: where each envelope came from and the log entries its bundle carries
+    logged: list[tuple[str, Any]]
     if envelope is not None:
         source = str(envelope)
         envelopes = read_envelopes(envelope)
         carried = [NONE] * len(envelopes)
+        logged = [("file", None)] * len(envelopes)
     else:
         assert image is not None
         from attest_step.imageref import parse_image_ref  # noqa: PLC0415
@@ -253,9 +260,16 @@ def verify_attestation_command(
         fetched = fetch_attestations(ref, registry)
         envelopes = [f.envelope for f in fetched]
         carried = [f.certificate for f in fetched]
+        logged = [(f.source, f.tlog_entries) for f in fetched]
     notes: dict[int, dict[str, Any] | None] = {}
+    entries: dict[int, dict[str, Any]] = {}
 
     def verifier_for(index: int) -> Verifier:
+        if logs is not None:
+            from attest_step.tlog.entry import require_entry  # noqa: PLC0415
+
+            where, tlog_entries = logged[index]
+            entries[index] = require_entry(tlog_entries, envelopes[index], logs, where).to_dict()
         verifier, notes[index] = mode.for_signature(
             carried[index].leaf_pem, carried[index].chain_pem
         )
@@ -275,7 +289,12 @@ def verify_attestation_command(
         doc = result.to_dict()
         if certificate is not None:
             doc["certificate"] = certificate
+        doc["tlog"] = entries.get(result.index)
+        doc["tlogChecked"] = logs is not None
         emit_json(doc)
     else:
         uses_rego = any(p.suffix == ".rego" or p.is_dir() for p in policies)
         _print_text(result, source, mode, certificate, policy_query if uses_rego else None)
+        click.echo(f"  - {tlog_summary(logs is not None)}")
+        if result.index in entries:
+            click.echo(f"    {tlog_line(entries[result.index])}")

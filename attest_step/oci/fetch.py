@@ -34,6 +34,7 @@ class FetchedEnvelope:
     location: str
     predicate_type: str | None  # from the layer/manifest annotation (unverified)
     certificate: CarriedCertificate = NONE  # x509 material found with it (unchecked)
+    tlog_entries: Any = None  # tlog hook: a bundle's verificationMaterial.tlogEntries (raw)
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,11 @@ def fetch_attestations(
         if isinstance(envelope, dict):
             where = f"{image.name}@{found.manifest_digest}"
             carried = from_bundle(found.bundle)
-            out.append(FetchedEnvelope(envelope, "bundle", where, found.predicate_type, carried))
+            material = found.bundle.get("verificationMaterial")
+            entries = material.get("tlogEntries") if isinstance(material, dict) else None
+            out.append(
+                FetchedEnvelope(envelope, "bundle", where, found.predicate_type, carried, entries)
+            )
     att_tag = tag_for(image.digest, ".att")
     for desc, data in read_layers(store, att_tag):
         if desc.media_type != DSSE_TYPE:

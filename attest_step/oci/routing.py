@@ -37,3 +37,13 @@ def envelope_of(item: SpoolItem) -> dict[str, Any]:
     ):
         raise UsageError(f"{item.record_path}: not a DSSE envelope; re-run the step that wrote it")
     return doc
+
+
+# tlog hook: attest_step.tlog.spool.attach puts the log's entries of an item here.
+TLOG_ENTRIES_KEY = "tlogEntries"
+
+
+def tlog_entries_of(item: SpoolItem) -> list[dict[str, Any]]:
+    """The transparency-log entries to put in the item's bundle (none when not logged)."""
+    entries = item.extra.get(TLOG_ENTRIES_KEY)
+    return [e for e in entries if isinstance(e, dict)] if isinstance(entries, list) else []

@@ -21,6 +21,7 @@ from attest_step.oci.options import RegistryOptions
 from attest_step.oci.simplesigning import payload_bytes
 from attest_step.oci.spool import read_item, write_signature, write_signature_bundle
 from attest_step.oci.types import COSIGN_SIGN_PREDICATE
+from attest_step.tlog.options import NO_TLOG, TlogOptions
 
 if TYPE_CHECKING:
     from attest_step.oci.prefetch import SignaturePrefetch
@@ -41,7 +42,11 @@ def sign_statement(image: ImageRef, annotations: dict[str, str]) -> bytes:
 
 
 def spool_signature(
-    out_dir: Path, image: ImageRef, signer: Signer, annotations: dict[str, str]
+    out_dir: Path,
+    image: ImageRef,
+    signer: Signer,
+    annotations: dict[str, str],
+    tlog: TlogOptions = NO_TLOG,
 ) -> list[Path]:
     """Sign ``image`` (both forms) into ``out_dir``; return the record files written."""
     payload = payload_bytes(image, annotations)
@@ -60,7 +65,12 @@ def spool_signature(
         image,
         public_key_pem=signer.public_key_pem(),
     )
-    return [_record_of(sig_blob), _record_of(bundle_blob)]
+    records = [_record_of(sig_blob), _record_of(bundle_blob)]
+    if tlog.enabled:  # tlog hook: the DSSE form goes to the log at push time
+        from attest_step.tlog.spool import prepare  # noqa: PLC0415
+
+        prepare(records[1], signer.public_key_pem(), str(tlog.rekor_url))
+    return records
 
 
 def _record_of(blob: Path) -> Path:
@@ -76,6 +86,7 @@ def sign_image(
     out_dir: Path,
     registry: RegistryOptions,
     prefetch: SignaturePrefetch | None = None,
+    tlog: TlogOptions = NO_TLOG,
 ) -> list[dict[str, Any]]:
     """Sign, spool into ``out_dir``, upload; return the upload records. ``prefetch``: the
     registry work started before signing (:mod:`attest_step.oci.prefetch`) for ``image``
@@ -84,6 +95,6 @@ def sign_image(
     # ``attest-step sign`` imports it in the background while the key is decrypted.
     from attest_step.oci.upload import push_items  # noqa: PLC0415
 
-    records = spool_signature(out_dir, image, signer, annotations)
+    records = spool_signature(out_dir, image, signer, annotations, tlog)
     items = [read_item(r) for r in records]
-    return push_items(items, registry, prefetch=prefetch.result() if prefetch else None)
+    return push_items(items, registry, prefetch=prefetch.result() if prefetch else None, tlog=tlog)

@@ -28,11 +28,18 @@ from attest_step.oci.backends import Stores
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.retry import RetryPolicy
 from attest_step.oci.rmw import Read
-from attest_step.oci.routing import TAG_SUFFIX, envelope_of, wants_bundle, wants_tag
+from attest_step.oci.routing import (
+    TAG_SUFFIX,
+    envelope_of,
+    tlog_entries_of,
+    wants_bundle,
+    wants_tag,
+)
 from attest_step.oci.spool import SpoolItem, read_spool
 from attest_step.oci.store import Background, Store
 from attest_step.oci.tag_layout import Layer, append_layer, prefetch_append
 from attest_step.oci.types import BUNDLE_TYPE_PREFIX, Descriptor, tag_for
+from attest_step.tlog.options import TlogOptions
 
 if TYPE_CHECKING:
     from attest_step.oci.bundle_layout import ReferrersRead
@@ -140,7 +147,8 @@ class _Uploader:
 
         image = item.image
         store = self.stores.for_image(image)
-        bundle = bundle_bytes(envelope_of(item), item.public_key_hint)
+        # tlog: the entries attest_step.tlog.spool.attach put in the item (none when unlogged)
+        bundle = bundle_bytes(envelope_of(item), item.public_key_hint, tlog_entries_of(item))
         result = push_referrer(
             store,
             subject=self.subject(image),
@@ -201,14 +209,26 @@ class Prefetch:
 
 
 def push_items(
-    items: list[SpoolItem], registry: RegistryOptions, *, prefetch: Prefetch | None = None
+    items: list[SpoolItem],
+    registry: RegistryOptions,
+    *,
+    prefetch: Prefetch | None = None,
+    tlog: TlogOptions | None = None,
 ) -> list[dict[str, Any]]:
     """Upload ``items`` as ``registry.layout`` says; one record per upload. ``prefetch``
-    (finished): reads and uploads done ahead of the signature, for the same images."""
+    (finished): reads and uploads done ahead of the signature, for the same images.
+    ``tlog``: the transparency-log flags; items are logged (or their entries read back from
+    the spool) before any push (attest_step.tlog.spool)."""
+    # tlog hook: log what is pending, attach the entries to the items (bundles carry them)
+    from attest_step.tlog.spool import attach  # noqa: PLC0415
+
+    items = attach(items, tlog or TlogOptions())
     uploader = prefetch.uploader() if prefetch is not None else _Uploader(registry)
     return uploader.push(items)
 
 
-def push_spool(out_dir: Path, registry: RegistryOptions) -> list[dict[str, Any]]:
+def push_spool(
+    out_dir: Path, registry: RegistryOptions, tlog: TlogOptions | None = None
+) -> list[dict[str, Any]]:
     """Upload everything spooled in ``out_dir``; return one record per upload."""
-    return push_items(read_spool(out_dir), registry)
+    return push_items(read_spool(out_dir), registry, tlog=tlog)

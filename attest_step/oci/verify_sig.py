@@ -20,8 +20,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest_step.dsse import verify_envelope
 from attest_step.errors import VerificationError
@@ -34,6 +35,9 @@ from attest_step.oci.options import RegistryOptions
 from attest_step.oci.simplesigning import check_claims
 from attest_step.oci.types import COSIGN_SIGN_PREDICATE, SIGNATURE_ANNOTATION
 
+if TYPE_CHECKING:
+    from attest_step.tlog.trustedroot import TrustedLog
+
 
 @dataclass(frozen=True)
 class VerifiedSignature:
@@ -41,6 +45,7 @@ class VerifiedSignature:
     location: str
     claims: dict[str, Any]
     certificate: dict[str, Any] | None = None  # what was (or was not) checked of its x509
+    tlog: dict[str, Any] | None = None  # tlog hook: the verified log entry (--trusted-root)
 
 
 def _check_tag_layer(
@@ -78,14 +83,20 @@ def verify_image_signatures(
     verifier: Verifier | Mode,
     annotations: dict[str, str],
     registry: RegistryOptions,
+    tlog_logs: Sequence[TrustedLog] | None = None,
 ) -> list[VerifiedSignature]:
-    """Every signature of ``image`` that verifies; VerificationError when there is none."""
+    """Every signature of ``image`` that verifies; VerificationError when there is none.
+    ``tlog_logs`` (from ``--trusted-root``): a signature counts only with a transparency log
+    entry that verifies against one of them (attest_step.tlog.entry), so only bundles can."""
     from attest_step.keys.certmode import CertificateMode  # noqa: PLC0415
 
     mode = verifier if isinstance(verifier, KeyMode | CertificateMode) else KeyMode(verifier)
     verified: list[VerifiedSignature] = []
     reasons: list[str] = []
     for sig in fetch_signatures(image, registry):
+        if tlog_logs is not None:  # tlog hook: a .sig layer carries no Rekor v2 entry
+            reasons.append("a .sig tag layer has no transparency log entry")
+            continue
         try:
             carried = from_annotations(sig.descriptor.annotations)
             key, cert = mode.for_signature(carried.leaf_pem, carried.chain_pem)
@@ -107,10 +118,16 @@ def verify_image_signatures(
             carried = fetched.certificate
             key, cert = mode.for_signature(carried.leaf_pem, carried.chain_pem)
             statement = _check_bundle(fetched.envelope, key, image, annotations)
+            logged = None
+            if tlog_logs is not None:  # tlog hook
+                from attest_step.tlog.entry import require_entry  # noqa: PLC0415
+
+                entry = require_entry(fetched.tlog_entries, fetched.envelope, tlog_logs, "bundle")
+                logged = entry.to_dict()
         except (VerificationError, ValueError) as err:
             reasons.append(str(err))
             continue
-        verified.append(VerifiedSignature("bundle", fetched.location, statement, cert))
+        verified.append(VerifiedSignature("bundle", fetched.location, statement, cert, logged))
     if not verified:
         detail = f" ({'; '.join(sorted(set(reasons)))})" if reasons else ""
         if isinstance(mode, KeyMode):
