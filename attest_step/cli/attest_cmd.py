@@ -5,8 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +12,15 @@ from typing import Any
 
 import click
 
-from attest_step.cli.common import emit_json, exclude_option, output_option, write_output_file
+from attest_step.cli.common import (
+    emit_json,
+    exclude_option,
+    output_option,
+    spool_then_push,
+    write_output_file,
+)
 from attest_step.cli.early import early_work
-from attest_step.errors import AttestStepError, UsageError
+from attest_step.errors import UsageError
 from attest_step.imageref import ImageRef
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
@@ -137,18 +141,9 @@ def _upload(
     """Spool the envelope for every image on disk first, then push the spool."""
     from attest_step.oci.upload import push_spool  # noqa: PLC0415
 
-    directory = spool_dir or Path(tempfile.mkdtemp(prefix="attest-step-spool-"))
-    _spool(directory, envelope, refs, public_pem, tlog)
-    try:
-        records = push_spool(directory, registry, tlog)
-    except AttestStepError as err:
-        raise type(err)(
-            f"{err}; the signed attestation is kept in {directory}: "
-            f"upload it later with attest-step push --from {directory}"
-        ) from err
-    if spool_dir is None:
-        shutil.rmtree(directory, ignore_errors=True)
-    return records
+    with spool_then_push(spool_dir, "signed attestation") as directory:
+        _spool(directory, envelope, refs, public_pem, tlog)
+        return push_spool(directory, registry, tlog)
 
 
 def _stored_ref(

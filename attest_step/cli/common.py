@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
-from attest_step.errors import AttestStepError, UsageError
+from attest_step.errors import AttestStepError, RegistryError, UsageError
 from attest_step.fileio import write_atomically
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -57,3 +58,24 @@ def write_output_file(path: Path, data: bytes, flag: str, *, make_parents: bool 
         raise AttestStepError(
             f"{flag} {path}: cannot write it ({err.strerror or err}); check the directory"
         ) from err
+
+
+@contextmanager
+def spool_then_push(spool_dir: Path | None, what: str) -> Iterator[Path]:
+    """The spool directory for signed output that is then pushed: ``spool_dir``, or a new
+    temporary directory, removed once the block succeeded. A registry or log failure in the
+    block says where the output is kept and how to upload it later; the error keeps its
+    class, so its exit code (2, or 75 for a service that was unavailable)."""
+    import shutil  # noqa: PLC0415 - only the verbs that push need them
+    import tempfile  # noqa: PLC0415
+
+    directory = spool_dir or Path(tempfile.mkdtemp(prefix="attest-step-spool-"))
+    try:
+        yield directory
+    except RegistryError as err:
+        raise type(err)(
+            f"{err}; the {what} is kept in {directory}: upload it later with "
+            f"attest-step push --from {directory}"
+        ) from err
+    if spool_dir is None:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
 import click
 
 from attest_step.cli.cert_options import certificate_options
-from attest_step.cli.common import emit_json, output_option
+from attest_step.cli.common import emit_json, output_option, spool_then_push
 from attest_step.cli.early import early_work
 from attest_step.cli.pgp_options import (
     identity_option,
     lookaside_option,
     pgp_key_option,
-    require_lookaside,
     sign_pgp,
     verify_pgp,
 )
-from attest_step.errors import RegistryError, UsageError
+from attest_step.errors import UsageError
 from attest_step.keys.certmode import CertificateFlags
 from attest_step.oci.options import RegistryOptions, registry_options
 from attest_step.tlog.options import (
@@ -60,9 +60,16 @@ annotation_option = click.option(
 )
 
 
-def _one_key(key_ref: str | None, pgp_key: str | None, verb: str) -> None:
+def _one_key(
+    key_ref: str | None, pgp_key: str | None, verb: str, cosign_flags: tuple[str, bool]
+) -> None:
+    """Refuse --key with --pgp-key, and with --pgp-key the flags (named, and whether any was
+    given) that only cosign signatures use."""
     if key_ref is not None and pgp_key is not None:
         raise UsageError(f"{verb}: give --key or --pgp-key, not both")
+    names, given = cosign_flags
+    if pgp_key is not None and given:
+        raise UsageError(f"{verb} --pgp-key: {names} are for cosign signatures; drop them")
 
 
 @click.command("sign")
@@ -112,20 +119,10 @@ def sign_command(
     With --pgp-key, write an OpenPGP "simple signing" signature (what podman and skopeo
     verify with a policy.json signedBy rule) to the --lookaside directory; no registry work.
     """
-    _one_key(key_ref, pgp_key, "sign")
+    cosign_only = bool(annotation_values or certificate_chain or spool_dir)
+    _one_key(key_ref, pgp_key, "sign", ("-a, --certificate-chain and --spool-dir", cosign_only))
     if pgp_key is not None:
-        if annotation_values or certificate_chain or spool_dir:
-            raise UsageError(
-                "sign --pgp-key: -a, --certificate-chain and --spool-dir are for --key "
-                "(cosign signatures); drop them"
-            )
-        sign_pgp(
-            pgp_key=pgp_key,
-            lookaside=require_lookaside(lookaside, "sign"),
-            identity=identity,
-            image=image,
-            output=output,
-        )
+        sign_pgp(image, pgp_key, lookaside, identity=identity, output=output)
         return
     if key_ref is None:
         raise UsageError("sign: give --key (cosign signature) or --pgp-key (OpenPGP)")
@@ -153,13 +150,9 @@ def sign_command(
 
         check_signer_key(signer.public_key_pem())
     # Imported on a background thread during scrypt (attest_step.cli.main.PRELOAD).
-    import shutil  # noqa: PLC0415
-    import tempfile  # noqa: PLC0415
-
     from attest_step.oci.sign import sign_image  # noqa: PLC0415
 
-    out_dir = spool_dir or Path(tempfile.mkdtemp(prefix="attest-step-spool-"))
-    try:
+    with spool_then_push(spool_dir, "signature") as out_dir:
         records = sign_image(
             ref,
             signer,
@@ -169,13 +162,6 @@ def sign_command(
             prefetch=prefetch,
             tlog=tlog,
         )
-    except RegistryError as err:  # keeps its class, so its exit code (2 or 75)
-        raise type(err)(
-            f"{err}; the signature is kept in {out_dir}: upload it with "
-            f"attest-step push --from {out_dir}"
-        ) from err
-    if spool_dir is None:
-        shutil.rmtree(out_dir, ignore_errors=True)
     _echo_records(records, output)
 
 
@@ -219,20 +205,11 @@ def verify_command(
     from attest_step.oci.fetch import resolve_image  # noqa: PLC0415
     from attest_step.oci.verify_sig import verify_image_signatures  # noqa: PLC0415
 
-    _one_key(key_ref, pgp_key, "verify")
+    cosign_only = bool(annotation_values or cert_flags.given())
+    _one_key(key_ref, pgp_key, "verify", ("-a and the certificate flags", cosign_only))
     if pgp_key is not None:
-        if annotation_values or cert_flags.given():
-            raise UsageError(
-                "verify --pgp-key: -a and the certificate flags are for cosign signatures; "
-                "drop them"
-            )
-        verify_pgp(
-            pgp_key=pgp_key,
-            lookaside=require_lookaside(lookaside, "verify"),
-            image=image,
-            output=output,
-            resolve=lambda value: resolve_image(value, registry),
-        )
+        resolve = functools.partial(resolve_image, registry=registry)
+        verify_pgp(image, pgp_key, lookaside, output=output, resolve=resolve)
         return
     if lookaside is not None:
         raise UsageError("verify: --lookaside goes with --pgp-key")

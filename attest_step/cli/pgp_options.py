@@ -79,16 +79,17 @@ def require_lookaside(lookaside: Path | None, verb: str) -> Path:
 
 
 def sign_pgp(
-    *, pgp_key: str, lookaside: Path, identity: str | None, image: str, output: str
+    image: str, pgp_key: str, lookaside: Path | None, *, identity: str | None, output: str
 ) -> None:
     """Sign IMAGE with an OpenPGP key into the lookaside directory."""
+    directory = require_lookaside(lookaside, "sign")
     from attest_step.imageref import parse_image_ref  # noqa: PLC0415
     from attest_step.pgp.keys import load_pgp_signer  # noqa: PLC0415
     from attest_step.pgp.simple_signing import sign_to_lookaside  # noqa: PLC0415
 
     ref = parse_image_ref(image, what="IMAGE")
     signer = load_pgp_signer(pgp_key)
-    record = sign_to_lookaside(ref, signer, lookaside, identity=identity)
+    record = sign_to_lookaside(ref, signer, directory, identity=identity)
     if record["signing_key"] != record["fingerprint"]:
         click.echo(
             f"attest-step: note: signed by subkey {record['signing_key']}; podman and skopeo "
@@ -105,15 +106,21 @@ def sign_pgp(
 
 
 def verify_pgp(
-    *, pgp_key: str, lookaside: Path, image: str, output: str, resolve: Callable[[str], ImageRef]
+    image: str,
+    pgp_key: str,
+    lookaside: Path | None,
+    *,
+    output: str,
+    resolve: Callable[[str], ImageRef],
 ) -> None:
     """Verify IMAGE's OpenPGP signatures in the lookaside directory with public keys."""
+    directory = require_lookaside(lookaside, "verify")
     from attest_step.pgp.keys import load_pgp_public_keys  # noqa: PLC0415
     from attest_step.pgp.simple_signing import verify_lookaside  # noqa: PLC0415
 
     certs = load_pgp_public_keys(pgp_key)
     ref = resolve(image)
-    verified = verify_lookaside(ref, certs, lookaside)
+    verified = verify_lookaside(ref, certs, directory)
     if output == "json":
         emit_json(
             {

@@ -14,11 +14,11 @@ Only the three scrypt cost settings cosign's Go code accepts are accepted here.
 from __future__ import annotations
 
 import base64
-import binascii
 import json
 import os
 from typing import Any, NamedTuple, Protocol
 
+from attest_step.decode import b64_field
 from attest_step.keys import pem, scrypt, secretbox
 
 SIGSTORE_LABEL = "ENCRYPTED SIGSTORE PRIVATE KEY"
@@ -60,13 +60,7 @@ class EncryptedKey(NamedTuple):
 
 
 def _b64_field(obj: dict[str, Any], name: str) -> bytes:
-    value = obj.get(name)
-    if not isinstance(value, str):
-        raise EncryptedKeyFormatError(f"field {name!r} is missing or not a string")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as err:
-        raise EncryptedKeyFormatError(f"field {name!r} is not valid base64") from err
+    return b64_field(obj.get(name), f"field {name!r}", error=EncryptedKeyFormatError)
 
 
 def _object(obj: Any, name: str) -> dict[str, Any]:

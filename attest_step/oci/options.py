@@ -15,14 +15,12 @@ Flags (cosign's spellings where cosign has them):
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Callable
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple
 
 import click
 
-F = TypeVar("F", bound=Callable[..., Any])
+from attest_step.option_group import option_group
 
 LAYOUTS = ("auto", "tag", "bundle", "both")
 DEFAULT_LAYOUT = "auto"
@@ -102,74 +100,60 @@ class _Size(click.ParamType):  # type: ignore[type-arg]
             self.fail(f"{value!r} is not a size like 1048576, 512KiB or 64MiB", param, ctx)
 
 
-def registry_options(func: F) -> F:
-    """Add the shared registry flags; pass ``registry=RegistryOptions(...)``."""
+_OPTIONS = [
+    click.option(
+        "--allow-insecure-registry",
+        is_flag=True,
+        default=False,
+        help="Talk plain HTTP to the registry (and skip TLS verification), as cosign does.",
+    ),
+    click.option(
+        "--ca-cert",
+        type=click.Path(exists=True, dir_okay=False),
+        default=None,
+        envvar="ATTEST_STEP_CA_CERT",
+        help="PEM file of CA certificates to trust for the registry's TLS "
+        "(default: the system store; REQUESTS_CA_BUNDLE also works).",
+    ),
+    click.option(
+        "--timeout",
+        "timeout_seconds",
+        type=_Duration(),
+        default=DEFAULT_TIMEOUT_SECONDS,
+        show_default="3m0s",
+        help="Give up on the registry after this long in total: every request, its "
+        "headers and body, retries included (exit 75 when it passes).",
+    ),
+    click.option(
+        "--max-blob-size",
+        "max_blob_bytes",
+        type=_Size(),
+        default=DEFAULT_MAX_BLOB_BYTES,
+        show_default="64MiB",
+        envvar="ATTEST_STEP_MAX_BLOB_SIZE",
+        help="Refuse a blob larger than this from the registry, while it streams in "
+        "(manifests and indexes: 4 MiB, fixed).",
+    ),
+    click.option(
+        "--registry-layout",
+        "layout",
+        type=click.Choice(LAYOUTS),
+        default=DEFAULT_LAYOUT,
+        show_default=True,
+        envvar="ATTEST_STEP_REGISTRY_LAYOUT",
+        help="tag: cosign's sha256-<hex>.sig/.att tags (cosign v2 and v3 read them); "
+        "bundle: Sigstore bundles as OCI referrers (cosign v3 reads these first); both: "
+        "each item in both; auto: tag, or both when the image already has bundles.",
+    ),
+    click.option(
+        "--oci-layout",
+        "oci_layout_dir",
+        type=click.Path(file_okay=False),
+        default=None,
+        help="Store into this OCI image-layout directory instead of the registry "
+        "(air-gapped use; readable by skopeo, oras and cosign --local-image).",
+    ),
+]
 
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        kwargs["registry"] = RegistryOptions(
-            allow_insecure_registry=kwargs.pop("allow_insecure_registry"),
-            ca_cert=kwargs.pop("ca_cert"),
-            timeout_seconds=kwargs.pop("registry_timeout"),
-            layout=kwargs.pop("registry_layout"),
-            oci_layout_dir=kwargs.pop("oci_layout"),
-            max_blob_bytes=kwargs.pop("max_blob_size"),
-        )
-        return func(*args, **kwargs)
-
-    decorated: Any = wrapper
-    options = [
-        click.option(
-            "--allow-insecure-registry",
-            is_flag=True,
-            default=False,
-            help="Talk plain HTTP to the registry (and skip TLS verification), as cosign does.",
-        ),
-        click.option(
-            "--ca-cert",
-            type=click.Path(exists=True, dir_okay=False),
-            default=None,
-            envvar="ATTEST_STEP_CA_CERT",
-            help="PEM file of CA certificates to trust for the registry's TLS "
-            "(default: the system store; REQUESTS_CA_BUNDLE also works).",
-        ),
-        click.option(
-            "--timeout",
-            "registry_timeout",
-            type=_Duration(),
-            default=DEFAULT_TIMEOUT_SECONDS,
-            show_default="3m0s",
-            help="Give up on the registry after this long in total: every request, its "
-            "headers and body, retries included (exit 75 when it passes).",
-        ),
-        click.option(
-            "--max-blob-size",
-            type=_Size(),
-            default=DEFAULT_MAX_BLOB_BYTES,
-            show_default="64MiB",
-            envvar="ATTEST_STEP_MAX_BLOB_SIZE",
-            help="Refuse a blob larger than this from the registry, while it streams in "
-            "(manifests and indexes: 4 MiB, fixed).",
-        ),
-        click.option(
-            "--registry-layout",
-            type=click.Choice(LAYOUTS),
-            default=DEFAULT_LAYOUT,
-            show_default=True,
-            envvar="ATTEST_STEP_REGISTRY_LAYOUT",
-            help="tag: cosign's sha256-<hex>.sig/.att tags (cosign v2 and v3 read them); "
-            "bundle: Sigstore bundles as OCI referrers (cosign v3 reads these first); both: "
-            "each item in both; auto: tag, or both when the image already has bundles.",
-        ),
-        click.option(
-            "--oci-layout",
-            type=click.Path(file_okay=False),
-            default=None,
-            help="Store into this OCI image-layout directory instead of the registry "
-            "(air-gapped use; readable by skopeo, oras and cosign --local-image).",
-        ),
-    ]
-    for option in reversed(options):
-        decorated = option(decorated)
-    result: F = decorated
-    return result
+registry_options = option_group("registry", RegistryOptions, RegistryOptions._fields, _OPTIONS)
+"""Add the shared registry flags; the command receives ``registry: RegistryOptions``."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from attest_step.decode import json_object
 from attest_step.errors import VerificationError
 from attest_step.imageref import ImageRef
 
@@ -53,12 +54,7 @@ def check_claims(payload: bytes, digest: str, annotations: dict[str, str]) -> di
 
     Returns the decoded payload; raises VerificationError naming the first mismatch.
     """
-    try:
-        doc = json.loads(payload)
-    except ValueError as err:
-        raise VerificationError("signature payload is not JSON") from err
-    if not isinstance(doc, dict):
-        raise VerificationError("signature payload is not a JSON object")
+    doc = json_object(payload, "signature payload", error=VerificationError)
     critical = doc.get("critical") or {}
     image = critical.get("image") if isinstance(critical, dict) else None
     got = image.get("docker-manifest-digest") if isinstance(image, dict) else None

@@ -347,12 +347,12 @@ def _item(dir_fd: int, out_dir: Path, name: str) -> SpoolItem:
         raise _bad(record_path, f"{blob_name} does not match blobDigest (file changed?)")
     _check_blob(kind, data, record_path)
     return SpoolItem(
-        record_path=record_path,
-        kind=kind,
-        image=image,
-        data=data,
-        media_type=media_type,
-        annotations=annotations,
+        record_path,
+        kind,
+        image,
+        data,
+        media_type,
+        annotations,
         predicate_type=predicate_type,
         public_key_hint=_string(record, "publicKeyHint", record_path, default=""),
         created=_string(record, "created", record_path, default=""),

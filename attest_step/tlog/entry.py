@@ -14,13 +14,12 @@ An entry counts when, as sigstore-go checks it for cosign v3:
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from attest_step.decode import b64_field
 from attest_step.errors import AttestStepError
 from attest_step.tlog import checkpoint, hashedrekord, merkle
 from attest_step.tlog.trustedroot import TrustedLog
@@ -44,15 +43,6 @@ def _obj(doc: Any, key: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError(f"{key} is missing")
     return value
-
-
-def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str):
-        raise ValueError(f"{what} is missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as err:
-        raise ValueError(f"{what} is not base64") from err
 
 
 def _int(value: Any, what: str) -> int:
@@ -80,7 +70,7 @@ def _body_key(body: bytes) -> bytes:
         raise ValueError("the entry is not a hashedrekord")
     spec = _obj(_obj(doc, "spec"), "hashedRekordV002")
     verifier = _obj(_obj(spec, "signature"), "verifier")
-    return _b64(_obj(verifier, "publicKey").get("rawBytes"), "the entry's public key")
+    return b64_field(_obj(verifier, "publicKey").get("rawBytes"), "the entry's public key")
 
 
 def _check_body(body: bytes, envelope: dict[str, Any]) -> None:
@@ -133,11 +123,11 @@ class _Parsed:
 def _parse(entry: Any) -> _Parsed:
     if not isinstance(entry, dict):
         raise ValueError("the entry is not an object")
-    log_id = _b64(_obj(entry, "logId").get("keyId"), "logId.keyId")
+    log_id = b64_field(_obj(entry, "logId").get("keyId"), "logId.keyId")
     kind = _obj(entry, "kindVersion")
     if (kind.get("kind"), kind.get("version")) != (hashedrekord.KIND, hashedrekord.API_VERSION):
         raise ValueError("the entry is not a Rekor v2 hashedrekord v0.0.2")
-    body = _b64(entry.get("canonicalizedBody"), "canonicalizedBody")
+    body = b64_field(entry.get("canonicalizedBody"), "canonicalizedBody")
     proof = _obj(entry, "inclusionProof")
     index = _int(entry.get("logIndex"), "logIndex")
     if _int(proof.get("logIndex"), "inclusionProof.logIndex") != index:
@@ -154,8 +144,8 @@ def _parse(entry: Any) -> _Parsed:
         index=index,
         note=note,
         tree_size=_int(proof.get("treeSize"), "inclusionProof.treeSize"),
-        root_hash=_b64(proof.get("rootHash"), "inclusionProof.rootHash"),
-        path=[_b64(h, "an inclusion proof hash") for h in hashes],
+        root_hash=b64_field(proof.get("rootHash"), "inclusionProof.rootHash"),
+        path=[b64_field(h, "an inclusion proof hash") for h in hashes],
     )
 
 

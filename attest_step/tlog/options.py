@@ -11,19 +11,16 @@ signature's log entry against the logs it names) and ``--insecure-ignore-tlog``.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import click
 
 from attest_step.oci.options import RegistryOptions
+from attest_step.option_group import option_group
 
 if TYPE_CHECKING:
     from attest_step.tlog.trustedroot import TrustedLog
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_TLOG_TIMEOUT = 60.0
 
@@ -68,72 +65,68 @@ def _resolve(upload: bool | None, rekor_url: str | None, timeout: float) -> Tlog
     return TlogOptions(upload, url, timeout)
 
 
-def tlog_options(func: F) -> F:
-    """Add the upload flags; the command receives ``tlog: TlogOptions``."""
-
-    @click.option(
-        "--rekor-url",
-        envvar="ATTEST_STEP_REKOR_URL",
-        default=None,
-        metavar="URL",
-        help="Rekor v2 transparency log to upload each signed envelope to (env "
-        "ATTEST_STEP_REKOR_URL). No default: nothing is uploaded unless a log is given.",
-    )
-    @click.option(
-        "--tlog-upload",
-        type=click.BOOL,
-        default=None,
-        metavar="BOOL",
-        help="Upload to the transparency log: true or false (default: true when --rekor-url "
-        "is given, else false). --tlog-upload=false uploads nothing.",
-    )
-    @click.option(
-        "--tlog-timeout",
-        type=click.FloatRange(min=0, min_open=True),
-        default=DEFAULT_TLOG_TIMEOUT,
-        show_default=True,
-        metavar="SECONDS",
-        help="Deadline for the transparency log's work, retries included; past it the "
-        "signed output stays in the spool (exit 75) for attest-step push --from.",
-    )
-    @functools.wraps(func)
-    def wrapper(
-        *args: Any,
-        rekor_url: str | None,
-        tlog_upload: bool | None,
-        tlog_timeout: float,
-        **kwargs: Any,
-    ) -> Any:
-        kwargs["tlog"] = _resolve(tlog_upload, rekor_url, tlog_timeout)
-        return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]
+tlog_options = option_group(
+    "tlog",
+    _resolve,
+    ("upload", "rekor_url", "timeout"),
+    [
+        click.option(
+            "--rekor-url",
+            envvar="ATTEST_STEP_REKOR_URL",
+            default=None,
+            metavar="URL",
+            help="Rekor v2 transparency log to upload each signed envelope to (env "
+            "ATTEST_STEP_REKOR_URL). No default: nothing is uploaded unless a log is given.",
+        ),
+        click.option(
+            "--tlog-upload",
+            "upload",
+            type=click.BOOL,
+            default=None,
+            metavar="BOOL",
+            help="Upload to the transparency log: true or false (default: true when "
+            "--rekor-url is given, else false). --tlog-upload=false uploads nothing.",
+        ),
+        click.option(
+            "--tlog-timeout",
+            "timeout",
+            type=click.FloatRange(min=0, min_open=True),
+            default=DEFAULT_TLOG_TIMEOUT,
+            show_default=True,
+            metavar="SECONDS",
+            help="Deadline for the transparency log's work, retries included; past it the "
+            "signed output stays in the spool (exit 75) for attest-step push --from.",
+        ),
+    ],
+)
+"""Add the upload flags; the command receives ``tlog: TlogOptions``."""
 
 
-def verify_tlog_options(func: F) -> F:
-    """Add ``--trusted-root`` and ``--insecure-ignore-tlog``; the command receives
-    ``trusted_root: Path | None`` (None: the log is not checked)."""
+def _checked_root(trusted_root: Path | None, insecure_ignore_tlog: bool) -> Path | None:
+    return None if insecure_ignore_tlog else trusted_root
 
-    @click.option(
-        "--trusted-root",
-        type=click.Path(dir_okay=False, path_type=Path),
-        default=None,
-        help="Sigstore TrustedRoot JSON: every signature must then have a transparency log "
-        "entry whose inclusion proof and checkpoint verify against a log it names.",
-    )
-    @click.option(
-        "--insecure-ignore-tlog",
-        is_flag=True,
-        help="Do not check transparency log entries (the default without --trusted-root).",
-    )
-    @functools.wraps(func)
-    def wrapper(
-        *args: Any, trusted_root: Path | None, insecure_ignore_tlog: bool, **kwargs: Any
-    ) -> Any:
-        kwargs["trusted_root"] = None if insecure_ignore_tlog else trusted_root
-        return func(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+verify_tlog_options = option_group(
+    "trusted_root",
+    _checked_root,
+    ("trusted_root", "insecure_ignore_tlog"),
+    [
+        click.option(
+            "--trusted-root",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Sigstore TrustedRoot JSON: every signature must then have a transparency "
+            "log entry whose inclusion proof and checkpoint verify against a log it names.",
+        ),
+        click.option(
+            "--insecure-ignore-tlog",
+            is_flag=True,
+            help="Do not check transparency log entries (the default without --trusted-root).",
+        ),
+    ],
+)
+"""Add ``--trusted-root`` and ``--insecure-ignore-tlog``; the command receives
+``trusted_root: Path | None`` (None: the log is not checked)."""
 
 
 def bundle_layout(registry: RegistryOptions, logged: bool) -> RegistryOptions:

@@ -9,14 +9,12 @@ an entry names its log). A Rekor v2 log signs checkpoints with the hostname of i
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from attest_step.decode import b64_field, json_object
 from attest_step.errors import UsageError
 from attest_step.fileio import read_small_file
 
@@ -31,15 +29,6 @@ class TrustedLog:
     origin: str
     public_key_der: bytes
     log_id: bytes
-
-
-def _b64(value: Any, what: str) -> bytes:
-    if not isinstance(value, str) or not value:
-        raise ValueError(f"{what} is missing")
-    try:
-        return base64.b64decode(value, validate=True)
-    except (binascii.Error, ValueError) as err:
-        raise ValueError(f"{what} is not base64") from err
 
 
 def _log(doc: Any, index: int) -> TrustedLog:
@@ -57,23 +46,22 @@ def _log(doc: Any, index: int) -> TrustedLog:
     return TrustedLog(
         base_url=base_url,
         origin=origin,
-        public_key_der=_b64(
-            key.get("rawBytes") if isinstance(key, dict) else None, f"{where}.publicKey.rawBytes"
+        public_key_der=b64_field(
+            key.get("rawBytes") if isinstance(key, dict) else None,
+            f"{where}.publicKey.rawBytes",
+            empty_ok=False,
         ),
-        log_id=_b64(
-            log_id.get("keyId") if isinstance(log_id, dict) else None, f"{where}.logId.keyId"
+        log_id=b64_field(
+            log_id.get("keyId") if isinstance(log_id, dict) else None,
+            f"{where}.logId.keyId",
+            empty_ok=False,
         ),
     )
 
 
 def parse_trusted_root(data: bytes) -> list[TrustedLog]:
     """The logs of a TrustedRoot document (ValueError when it is not one)."""
-    try:
-        doc = json.loads(data)
-    except ValueError as err:
-        raise ValueError("not JSON") from err
-    if not isinstance(doc, dict):
-        raise ValueError("not a JSON object")
+    doc = json_object(data, "the document")
     media_type = doc.get("mediaType", "")
     if not isinstance(media_type, str) or not media_type.startswith(
         "application/vnd.dev.sigstore.trustedroot"

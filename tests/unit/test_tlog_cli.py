@@ -59,7 +59,7 @@ def test_a_key_rekor_v2_cannot_log_is_refused_before_signing(
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("not json", "not a Sigstore TrustedRoot (not JSON)"),
+        ("not json", "not a Sigstore TrustedRoot (the document is not JSON)"),
         (json.dumps({"mediaType": "x"}), "mediaType is not"),
         (
             json.dumps({"mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1"}),
