@@ -4,14 +4,17 @@ Design (measurements in docs/hashing.md):
 
 * Few files (``< FORK_MIN_FILES``): they are ``lstat``-ed up front. Files of at least
   ``LARGE_FILE`` bytes go to one thread per usable CPU, largest first; each thread owns one
-  reusable 1 MiB buffer and ``hashlib`` releases the GIL for each 1 MiB update, so the
+  reusable 256 KiB buffer and ``hashlib`` releases the GIL for each 256 KiB update, so the
   threads hash in parallel (one file is always hashed by one thread: SHA-256 is sequential).
-  Smaller files are hashed in the calling thread.
+  Smaller files are hashed in the calling thread. Threads start in microseconds and need no
+  fork (so they also work for callers that run other threads); forked workers are no faster
+  for big files, and hashing an ``mmap`` costs more CPU than reading (page faults) and
+  turns a file truncated meanwhile into SIGBUS instead of an error.
 * Many files: per-file Python work under the GIL costs more than hashing, so threads do not
   help. The process forks ``cpus - 1`` children (only while it has a single thread) and every
   process, the parent included, pulls batches of files from a shared pipe of 4-byte tickets
   (reads of 4 bytes from a pipe are atomic), so big and small files balance dynamically.
-  Children send back 32-byte digests and 4-byte modes through their own pipe.
+  Children send back hex digests and 4-byte modes through their own pipe.
 """
 
 from __future__ import annotations

@@ -21,8 +21,10 @@ from attest_step.errors import AttestStepError, UsageError
 from attest_step.walk import FileStat, shown
 
 OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
-BUFFER_SIZE = 1 << 20
-"""Reusable read buffer per worker: large enough that hashlib releases the GIL per call."""
+BUFFER_SIZE = 256 << 10
+"""Reusable read buffer per worker: large enough that hashlib releases the GIL per call and
+the system calls are few, small enough to stay in a core's L2 cache between the copy out of
+the page cache and the hashing (1-2 % less CPU than 1 MiB; ``make bench``, read_methods)."""
 SMALL_READ = 256 << 10
 """Files up to this size are read with one ``read`` into a fresh bytes object."""
 
@@ -101,9 +103,8 @@ def sha256_file(path: bytes, buffer: bytearray, before: FileStat | None = None) 
         os.close(fd)
 
 
-def _read_exactly(fd: int, size: int, path: bytes) -> bytes:
-    """``size`` bytes from ``fd``: one ``read`` unless the kernel returns less."""
-    data = os.read(fd, size)
+def _read_exactly(fd: int, size: int, path: bytes, data: bytes = b"") -> bytes:
+    """``size`` bytes from ``fd`` (``data`` already read): reads until there are."""
     while len(data) < size:
         more = os.read(fd, size - len(data))
         if not more:
@@ -143,6 +144,9 @@ def sha256_files(
     """
     hexes: list[str] = []
     modes: list[int] = []
+    # Local names: tens of thousands of files go through this loop.
+    lstat, open_, read, fstat, close = os.lstat, os.open, os.read, os.fstat, os.close
+    identity, sha256 = _IDENTITY, hashlib.sha256
     current: bytes | None = None
     dir_fd = -1
     path = b""
@@ -166,7 +170,7 @@ def sha256_files(
                 modes.append(hashed.mode)
                 continue
             try:
-                before = os.lstat(base, dir_fd=dir_fd)
+                before = lstat(base, dir_fd=dir_fd)
             except OSError as err:
                 raise _lstat_error(path, err) from None
             mode = before.st_mode
@@ -178,20 +182,22 @@ def sha256_files(
                 modes.append(mode)
                 continue
             try:
-                fd = os.open(base, OPEN_FLAGS, dir_fd=dir_fd)
+                fd = open_(base, OPEN_FLAGS, dir_fd=dir_fd)
             except OSError as err:
                 raise _open_error(path, err) from None
             try:
                 try:
-                    data = _read_exactly(fd, size, path)
-                    after = os.fstat(fd)
+                    data = read(fd, size)
+                    if len(data) < size:
+                        data = _read_exactly(fd, size, path, data)
+                    after = fstat(fd)
                 except OSError as err:
                     raise _read_error(path, err) from None
             finally:
-                os.close(fd)
-            if _IDENTITY(after) != _IDENTITY(before):
+                close(fd)
+            if identity(after) != identity(before):
                 raise changed_error(path)
-            hexes.append(hashlib.sha256(data).hexdigest())
+            hexes.append(sha256(data).hexdigest())
             modes.append(mode)
     except AttestStepError as err:
         return hexes, modes, err

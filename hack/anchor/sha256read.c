@@ -1,8 +1,9 @@
 /*
  * The bench's anchor for hashing files (hack/bench_hashing.py, docs/hashing.md): the least a
  * program can do to print the SHA-256 of files. One thread per CPU; each takes the next file,
- * reads it with read(2) into its own fixed buffer and hashes it with OpenSSL's libcrypto
- * (the same SHA-256 code hashlib calls). Prints "HEX  PATH" per file, in argument order.
+ * reads it with read(2) into its own fixed buffer (256 KiB unless -b) and hashes it with
+ * OpenSSL's libcrypto (the SHA-256 code hashlib calls too). Prints "HEX  PATH" per file, in
+ * argument order; exits 1 if a file could not be read.
  *
  *   gcc -O2 -pthread sha256read.c -o sha256read -lcrypto
  *   sha256read [-t THREADS] [-b BUFFER_BYTES] FILE...
@@ -19,7 +20,7 @@
 
 static char **files;
 static int nfiles;
-static size_t buffer_size = 1 << 20;
+static size_t buffer_size = 256 << 10;
 static atomic_int next_file;
 static unsigned char (*digests)[32];
 static atomic_int failed;
