@@ -9,8 +9,8 @@ Design (measurements in docs/hashing.md):
   one thread per usable CPU instead, largest first; each thread owns one reusable 256 KiB
   buffer and ``hashlib`` releases the GIL for each 256 KiB update, so the threads hash in
   parallel. One file is always hashed by one worker: SHA-256 is sequential. Otherwise files
-  are hashed in the calling thread. Hashing an ``mmap`` is not faster than reading, and
-  turns a file truncated meanwhile into SIGBUS instead of an error.
+  are hashed in the calling thread. Hashing an ``mmap`` is not reliably faster than reading,
+  and turns a file truncated meanwhile into SIGBUS instead of an error.
 * Many files: per-file Python work under the GIL costs more than hashing, so threads do not
   help. The process forks ``cpus - 1`` children (only while it has a single thread) and every
   process, the parent included, pulls batches of files from a shared pipe of 4-byte tickets

@@ -24,7 +24,8 @@ OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
 BUFFER_SIZE = 256 << 10
 """Reusable read buffer per worker: large enough that hashlib releases the GIL per call and
 the system calls are few, small enough to stay in a core's L2 cache between the copy out of
-the page cache and the hashing (1-2 % less CPU than 1 MiB; ``make bench``, read_methods)."""
+the page cache and the hashing (0.2-2 % less CPU than 1 MiB; ``make bench``,
+read_methods)."""
 SMALL_READ = 256 << 10
 """Files up to this size are read with one ``read`` into a fresh bytes object."""
 
