@@ -42,12 +42,15 @@ from attest_step.hashing.jsontext import sha256_items
 from attest_step.walk import Entry, FileStat, Kind
 
 LARGE_FILE = 4 << 20
-"""In the few-files path, files at least this big are hashed by the thread pool."""
+"""In the few-files path, files at least this big are spread over the CPUs, largest first."""
 FORK_MIN_FILES = 1000
 """At least this many files make forking worth its few milliseconds."""
 BATCHES_PER_WORKER = 16
 
 _TICKET = struct.Struct("<I")
+_MAX_TICKETS = 32768 // _TICKET.size
+"""All tickets are written before any is read, so they must fit the pipe's buffer (64 KiB on
+Linux): at most 32 KiB of them, with bigger batches when there are more files."""
 _OK = b"O"
 _ERR = b"E"
 _LINK_MODE = stat.S_IFLNK | 0o777
@@ -246,6 +249,7 @@ def _hash_forked(
     Without ``batch_size``, about ``BATCHES_PER_WORKER`` batches per process, and ``files``
     must be in entry order; with it, ``files`` may come in any order (taken in that order)."""
     size = batch_size or max(1, -(-len(files) // (cpus * BATCHES_PER_WORKER)))
+    size = max(size, -(-len(files) // _MAX_TICKETS))  # the tickets must fit the pipe
     batches = [files[start : start + size] for start in range(0, len(files), size)]
     if batch_size is None and len(files) == len(entries):  # all files: slice, no loop
         every = list(map(_PATH, entries))
@@ -262,7 +266,7 @@ def _hash_forked(
     tickets_r, tickets_w = os.pipe()
     try:
         payload = b"".join(_TICKET.pack(n) for n in range(len(batches)))
-        if len(payload) > 32768:  # must fit the pipe buffer: it is written before any read
+        if len(batches) > _MAX_TICKETS:  # pragma: no cover - prevented above
             raise RuntimeError("too many batches")
         os.write(tickets_w, payload)
     finally:

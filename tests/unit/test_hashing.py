@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attest_step.errors import AttestStepError, UsageError
-from attest_step.hashing import hash_paths
+from attest_step.hashing import engine, hash_paths
 from attest_step.hashing.cpus import _cgroup_quota, usable_cpus
 from attest_step.hashing.engine import hash_entries
 from attest_step.hashing.file import SMALL_READ, Hashed, sha256_file
@@ -165,6 +165,19 @@ def in_thread(work: Callable[[], list[Hashed]]) -> list[Hashed]:
     if failed:
         raise failed[0]
     return out[0]
+
+
+def test_engine_few_files_fork_with_more_files_than_tickets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Largest first, one file per ticket, unless that makes more tickets than the pipe
+    holds: then several files per ticket, still in that order."""
+    monkeypatch.setattr(engine, "_MAX_TICKETS", 4)
+    for n in range(10):
+        write(tmp_path / f"f{n}", bytes([n]) * (3000 if n in (2, 7) else n + 1))
+    entries = entries_of(tmp_path)
+    got = hash_entries(entries, workers=2, large_file=1000, fork_min_files=1 << 30)
+    assert got == hash_entries(entries, workers=1)
 
 
 @pytest.mark.parametrize("from_thread", [False, True], ids=["forked", "threads"])
