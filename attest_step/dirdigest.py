@@ -19,9 +19,12 @@ from __future__ import annotations
 import hashlib
 import stat
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from attest_step.hashing.file import Hashed
 from attest_step.walk import Entry
+
+if TYPE_CHECKING:  # at run time, importing attest_step.hashing here would be circular
+    from attest_step.hashing.file import Hashed
 
 HEADER = b"attest-step dir-digest v1\n"
 FORMAT_ANNOTATION = ("digestFormat", "attest-step-dir-digest-v1")

@@ -40,10 +40,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from hack.wheel_install import build_wheel, system_python, wheel_install  # noqa: E402
 from tests.fixtures.oci_image import build_image, push_image  # noqa: E402
 from tests.fixtures.registry import LocalRegistry  # noqa: E402
 
-VENV_PYTHON = REPO / ".venv" / "bin" / "python"
 COSIGN = REPO / ".tools" / "bin" / "cosign"
 PASSWORD = "bench"
 
@@ -57,30 +57,6 @@ def _timed(args: list[str], env: dict[str, str]) -> float:
     return elapsed
 
 
-PIP = [str(VENV_PYTHON), "-m", "pip", "--disable-pip-version-check", "-q"]
-
-
-def _build_wheel(dist: Path) -> Path:
-    subprocess.run([*PIP, "wheel", "--no-deps", "-w", str(dist), str(REPO)], check=True)
-    return sorted(dist.glob("attest_step-*.whl"))[-1]
-
-
-def _system_python() -> str | None:
-    """Debian's ``/usr/bin/pythonX.Y`` of the development venv's version, if installed and
-    not the venv's own interpreter: a distribution build, optimised as the step image's
-    CPython is (the official image is built with PGO and LTO), where the venv's may be a
-    plain source build (pyenv's default: ~35 % slower at pure Python on the machine of
-    docs/oci-storage.md)."""
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    candidate = Path(f"/usr/bin/python{version}")
-    if (
-        not candidate.exists()
-        or candidate.resolve() == Path(getattr(sys, "_base_executable", sys.executable)).resolve()
-    ):
-        return None
-    return str(candidate)
-
-
 def _interpreter(python: str) -> str:
     """e.g. ``CPython 3.11.2 /usr/bin/python3.11`` for a venv's python."""
     code = (
@@ -89,26 +65,6 @@ def _interpreter(python: str) -> str:
     )
     done = subprocess.run([python, "-c", code], check=True, capture_output=True, text=True)
     return done.stdout.strip()
-
-
-def _purelib(python: Path) -> Path:
-    """The site-packages directory of the interpreter (or venv) ``python``."""
-    code = "import sysconfig; print(sysconfig.get_paths()['purelib'])"
-    done = subprocess.run([str(python), "-c", code], check=True, capture_output=True, text=True)
-    return Path(done.stdout.strip())
-
-
-def _wheel_install(wheel: Path, venv: Path, python: str) -> Path:
-    """attest-step from ``wheel``, installed in a new venv at ``venv`` made by ``python``,
-    with the development venv's dependencies (a ``.pth`` line)."""
-    subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], check=True)
-    venv_python = venv / "bin" / "python"
-    deps = _purelib(VENV_PYTHON)
-    (_purelib(venv_python) / "_bench_deps.pth").write_text(f"{deps}\n")
-    subprocess.run(
-        [*PIP, "--python", str(venv_python), "install", "--no-deps", str(wheel)], check=True
-    )
-    return venv / "bin" / "attest-step"
 
 
 def _median(values: list[float]) -> float:
@@ -128,13 +84,13 @@ def run(quick: bool = False) -> dict[str, Any]:
             installs["attest_step"] = Path(chosen)
             interpreters["attest_step"] = chosen
         else:
-            wheel = _build_wheel(work / "dist")
+            wheel = build_wheel(work / "dist")
             pythons = {"attest_step": sys.executable}
-            system = _system_python()
+            system = system_python()
             if system:
                 pythons["attest_step_system_python"] = system
             for label, python in pythons.items():
-                installs[label] = _wheel_install(wheel, work / label, python)
+                installs[label] = wheel_install(wheel, work / label, python)
                 interpreters[label] = _interpreter(str(installs[label].parent / "python"))
         load_before = os.getloadavg()[0]
         env = {**os.environ, "COSIGN_PASSWORD": PASSWORD, "TUF_ROOT": str(work / "tuf")}

@@ -2,7 +2,8 @@
 # Install what the tests need, idempotently:
 #  - Debian packages (when missing): docker-registry, shellcheck, yamllint, softhsm2, iproute2,
 #    gnupg (test keys for OpenPGP simple signing; skopeo and podman verify with it through gpgme),
-#    and for the step image mmdebstrap, umoci, podman, runc, python3-pip (the host's Debian pip)
+#    and for the step image mmdebstrap, umoci, podman, runc, python3-pip (the host's Debian pip);
+#    gcc and libssl-dev for make bench's C anchor
 #  - pinned Go tools into .tools/bin: cosign v3 (and v2 when it builds), regctl (OCI layout interop),
 #    opa (the Rego policies in policy/), rekor-server-posix (a local Rekor v2 log: rekor-tiles'
 #    POSIX-storage server, for the transparency-log tests)
@@ -38,6 +39,9 @@ command -v podman >/dev/null 2>&1 || apt_packages+=(podman)
 command -v runc >/dev/null 2>&1 || apt_packages+=(runc)
 command -v chroot >/dev/null 2>&1 || apt_packages+=(coreutils)
 /usr/bin/python3 -m pip --version >/dev/null 2>&1 || apt_packages+=(python3-pip)
+# make bench: the C anchor of the hashing section (hack/anchor/sha256read.c) against libcrypto
+command -v gcc >/dev/null 2>&1 || apt_packages+=(gcc)
+[ -e /usr/include/openssl/evp.h ] || apt_packages+=(libssl-dev)
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "apt-get install ${apt_packages[*]}"

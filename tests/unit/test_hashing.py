@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from attest_step.errors import AttestStepError, UsageError
-from attest_step.hashing import hash_paths
+from attest_step.hashing import engine, hash_paths
 from attest_step.hashing.cpus import _cgroup_quota, usable_cpus
 from attest_step.hashing.engine import hash_entries
 from attest_step.hashing.file import SMALL_READ, Hashed, sha256_file
@@ -122,11 +123,15 @@ def test_engine_fork_and_threads_agree_with_sequential(tmp_path: Path) -> None:
         write(tmp_path / f"l{n}", data)
         expected[f"l{n}"] = sha(data)
     entries = entries_of(tmp_path)
-    threaded = hash_entries(entries, workers=2, large_file=200_000, fork_min_files=1000)
+    few = hash_entries(entries, workers=2, large_file=200_000, fork_min_files=1000)
+    # From a thread, forking is unsafe: the large files go to threads instead.
+    threaded = in_thread(
+        lambda: hash_entries(entries, workers=2, large_file=200_000, fork_min_files=1000)
+    )
     forked = hash_entries(entries, workers=2, fork_min_files=4)
     forked3 = hash_entries(entries, workers=3, fork_min_files=4)
     sequential = hash_entries(entries, workers=1)
-    assert threaded == forked == forked3 == sequential
+    assert few == threaded == forked == forked3 == sequential
     assert [h.hex for h in sequential] == [expected[e.name] for e in entries]
     assert all(h.mode & 0o170000 == 0o100000 for h in sequential)
 
@@ -143,14 +148,67 @@ def test_engine_reports_error_from_forked_worker(tmp_path: Path) -> None:
             hash_entries(entries, workers=2, fork_min_files=2)
 
 
-def test_engine_reports_error_from_thread(tmp_path: Path) -> None:
+def in_thread(work: Callable[[], list[Hashed]]) -> list[Hashed]:
+    """``work()`` run in another thread (so the engine may not fork); its error re-raised."""
+    out: list[list[Hashed]] = []
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out.append(work())
+        except BaseException as err:
+            failed.append(err)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if failed:
+        raise failed[0]
+    return out[0]
+
+
+def test_engine_few_files_fork_with_more_files_than_tickets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Largest first, one file per ticket, unless that makes more tickets than the pipe
+    holds: then several files per ticket, still in that order."""
+    monkeypatch.setattr(engine, "_MAX_TICKETS", 4)
+    for n in range(10):
+        write(tmp_path / f"f{n}", bytes([n]) * (3000 if n in (2, 7) else n + 1))
+    entries = entries_of(tmp_path)
+    got = hash_entries(entries, workers=2, large_file=1000, fork_min_files=1 << 30)
+    assert got == hash_entries(entries, workers=1)
+
+
+@pytest.mark.parametrize("from_thread", [False, True], ids=["forked", "threads"])
+def test_engine_reports_error_of_a_large_file(tmp_path: Path, from_thread: bool) -> None:
     for n in range(4):
         write(tmp_path / f"f{n}", b"y" * 5000)
     entries = entries_of(tmp_path)
     os.unlink(tmp_path / "f2")
     os.mkfifo(tmp_path / "f2")
+
+    def work() -> list[Hashed]:
+        return hash_entries(entries, workers=2, large_file=1000, fork_min_files=1 << 30)
+
     with pytest.raises(AttestStepError, match="f2: the file changed"):
-        hash_entries(entries, workers=2, large_file=1000, fork_min_files=1 << 30)
+        in_thread(work) if from_thread else work()
+
+
+@pytest.mark.parametrize("from_thread", [False, True], ids=["forked", "threads"])
+def test_engine_large_files_gone_first_in_order_wins(tmp_path: Path, from_thread: bool) -> None:
+    """Two large files deleted after the walk: the first in entry order is reported."""
+    for n in range(4):
+        write(tmp_path / f"f{n}", b"z" * 5000)
+    entries = entries_of(tmp_path)
+    for name in ("f1", "f3"):
+        (tmp_path / name).unlink()
+
+    def work() -> list[Hashed]:
+        return hash_entries(entries, workers=2, large_file=1000, fork_min_files=1 << 30)
+
+    with pytest.raises(AttestStepError, match="f1: cannot open for hashing"):
+        in_thread(work) if from_thread else work()
 
 
 def test_link_entries_hash_their_target_text(tmp_path: Path) -> None:
