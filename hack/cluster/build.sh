@@ -72,7 +72,10 @@ release() {
   stamped "$name" "$pin" && [ -s "$out" ] && return 0
   log "building $name images with ko (cold: several minutes)"
   local src cfg
+  # go list -m names the module's directory only once it is in the module cache (cold cache).
+  (cd "$here/$dir" && go mod download "$module")
   src="$(cd "$here/$dir" && go list -m -f '{{.Dir}}' "$module")"
+  [ -d "$src/config" ] || { log "no config/ in $module's source ($src)"; exit 1; }
   cfg="$CACHE/$name/config"
   rm -rf "$cfg" && mkdir -p "$cfg"
   "$here/release-config.sh" "$name" "$src/config" "$cfg"
