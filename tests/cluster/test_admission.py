@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,7 +44,7 @@ from tests.cluster.test_catalog_on_cluster import (
     wait_done,
 )
 from tests.fixtures.oci_image import MANIFEST_TYPE, OciImage, push_image, sha256_digest
-from tests.fixtures.tools import REPO_ROOT
+from tests.fixtures.tools import REPO_ROOT, require_tool
 
 ADMISSION = REPO_ROOT / "policy" / "admission"
 TASK = Path(__file__).parent / "admission" / "hermetic-image.yaml"
@@ -52,6 +53,8 @@ BUILD_NS = "adm-build"
 DEPLOY_NS = "adm-deploy"
 POLICIES = ("attest-step-signed", "attest-step-hermetic-provenance")
 ISOLATION = "application/vnd.attest-step.network-isolation.v1+json"
+SLSA_V1 = "https://slsa.dev/provenance/v1"
+BUILD_TYPE = "https://attest-step.dev/buildtypes/tekton-step/v1"
 BASE_IMAGE = f"{REGISTRY}/base/static:1"
 
 
@@ -194,7 +197,7 @@ def test_an_unsigned_image_is_denied(cluster: Cluster, built: Built) -> None:
     assert not admitted, said
     assert 'admission webhook "policy.sigstore.dev" denied the request' in said, said
     assert "attest-step-signed" in said and "attest-step-hermetic-provenance" in said, said
-    assert "no signatures found" in said and "no attestations found" in said, said
+    assert "no signatures found" in said and "no matching attestations" in said, said
 
 
 def _registry(repository: str) -> tuple[oras.provider.Registry, str, str]:
@@ -226,6 +229,13 @@ def attestation_statements(image: str) -> tuple[dict[str, Any], list[dict[str, A
     return manifest, envelopes
 
 
+def ours(statement: dict[str, Any]) -> bool:
+    """An SLSA v1 statement of our build type. The ``.att`` tag also holds Tekton Chains'
+    attestation of the same TaskRun (in-toto v0.1, SLSA v0.2), signed with Chains' key."""
+    build = statement.get("predicate", {}).get("buildDefinition", {})
+    return bool(statement.get("predicateType") == SLSA_V1 and build.get("buildType") == BUILD_TYPE)
+
+
 def build_records(statement: dict[str, Any]) -> list[dict[str, Any]]:
     byproducts = statement["predicate"]["runDetails"].get("byproducts", [])
     isolation = [r for r in byproducts if r.get("mediaType") == ISOLATION]
@@ -237,27 +247,68 @@ def payload(envelope: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def test_a_forged_attestation_is_denied(cluster: Cluster, built: Built) -> None:
+def opa_eval(statement: dict[str, Any], work: Path, query: str, *args: str) -> Any:
+    """``opa eval`` (the pinned OPA) of QUERY over STATEMENT with ARGS (``-d`` files)."""
+    opa = require_tool("opa")
+    (work / "input.json").write_text(json.dumps(statement))
+    proc = subprocess.run(
+        [str(opa), "eval", "-f", "json", *args, "-i", str(work / "input.json"), query],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    return json.loads(proc.stdout)["result"][0]["expressions"][0]["value"]
+
+
+def admission_compliant(statement: dict[str, Any], work: Path) -> bool:
+    """What policy-controller's Rego step alone would say (Rego v0 mode, as it loads it)."""
+    (result,) = opa_eval(statement, work, "data.sigstore.isCompliant", "--v0-compatible",
+                         "-d", str(ADMISSION / "hermetic.rego"))  # fmt: skip
+    return bool(result["result"] is True)
+
+
+def test_the_release_policy_judges_the_cluster_attestations(built: Built, tmp_path: Path) -> None:
+    """policy/release (Conforma-style Rego, ``opa eval``) over the attestations the cluster
+    run stored, not only over CLI-made ones: the hermetic build passes every isolation rule,
+    the other fails ``attest_step.hermetic``; both fail the source rules (no git source)."""
+    rules = ["-d", str(REPO_ROOT / "policy" / "release"),
+             "-d", str(REPO_ROOT / "policy" / "data" / "rule_data.yml")]  # fmt: skip
+    found = {}
+    for mode, image in built.images.items():
+        _, envelopes = attestation_statements(image)
+        (statement,) = [payload(e) for e in envelopes if ours(payload(e))]
+        deny = opa_eval(statement, tmp_path, "data.attest_step.tekton_step.deny", *rules)
+        found[mode] = {d["code"] for d in deny}
+    isolation = {"attest_step.hermetic", "attest_step.isolation_record_consistent"}
+    assert found["hermetic"] & isolation == set(), found
+    assert "attest_step.hermetic" in found["not-hermetic"], found
+    for codes in found.values():
+        assert "attest_step.source_found" in codes, found
+        assert "attest_step.slsa_builder_id_accepted" not in codes, found
+
+
+def test_a_forged_attestation_is_denied(cluster: Cluster, built: Built, tmp_path: Path) -> None:
     """The not-hermetic image's own attestation, its payload given the hermetic build's
     isolation record (a record the Rego policy accepts), its signature left as it was."""
     _, good = attestation_statements(built.images["hermetic"])
-    evidence = [r for env in good for r in build_records(payload(env))]
+    evidence = [r for env in good if ours(payload(env)) for r in build_records(payload(env))]
     assert evidence and all(r["annotations"]["hermetic"] is True for r in evidence)
     manifest, envelopes = attestation_statements(built.images["not-hermetic"])
     blobs = {}
     for layer, envelope in zip(manifest["layers"], envelopes, strict=True):
         statement = payload(envelope)
+        if not ours(statement):
+            continue  # Chains' attestation stays as it is (the registry holds its blob)
         assert not any(r["annotations"].get("hermetic") for r in build_records(statement))
         byproducts = [r for r in statement["predicate"]["runDetails"].get("byproducts", [])
                       if r not in build_records(statement)]  # fmt: skip
         statement["predicate"]["runDetails"]["byproducts"] = byproducts + evidence
+        # the forgery is good enough for the Rego policy: only the signature can catch it
+        assert admission_compliant(statement, tmp_path)
         forged = {**envelope, "payload": base64.b64encode(json.dumps(statement).encode()).decode()}
         data = json.dumps(forged).encode()
         layer.update(digest=sha256_digest(data), size=len(data))
         blobs[layer["digest"]] = data
+    assert blobs, "no attestation of ours on the not-hermetic image"
     repository, _, digest = built.images["not-hermetic"].partition("@")
-    config = blob(repository, manifest["config"]["digest"])
-    blobs[manifest["config"]["digest"]] = config
     forged_manifest = json.dumps(manifest).encode()
     push_image(repository, OciImage(manifest=forged_manifest, blobs=blobs),
                tag=f"{digest.replace(':', '-')}.att")  # fmt: skip
@@ -265,4 +316,5 @@ def test_a_forged_attestation_is_denied(cluster: Cluster, built: Built) -> None:
     assert not admitted, said
     assert "attest-step-hermetic-provenance" in said, said
     assert "no matching attestations" in said, said
+    assert "accepted signatures do not match threshold, Found: 0, Expected 1" in said, said
     assert "attest-step-signed" not in said, said
