@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Build (once; cached) everything the real-cluster tier runs, from Debian packages and the Go
 # module proxy only: Kubernetes and etcd, crictl, ko, Tekton Pipelines and Chains (ko, onto a
-# local static base), tkn. Nothing is pulled from the internet.
+# local static base), tkn, Sigstore policy-controller's admission webhook (ko, same base).
+# Nothing is pulled from the internet.
 #
 #   hack/cluster/build.sh           caches in $ATTEST_CLUSTER_CACHE (default /var/cache/attest-step-cluster)
 #
 # Outputs: $CACHE/bin/{kubelet,kube-apiserver,...,etcd,crictl,ko,tkn}, $CACHE/tekton/release.yaml,
-# $CACHE/chains/release.yaml, images in the registry data dir $CACHE/registry (served by up.sh).
+# $CACHE/chains/release.yaml, $CACHE/policy-controller/release.yaml, images in the registry data dir $CACHE/registry (served by up.sh).
 # Each part is skipped when its stamp matches its pin, so a second run is warm.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -71,7 +72,10 @@ release() {
   stamped "$name" "$pin" && [ -s "$out" ] && return 0
   log "building $name images with ko (cold: several minutes)"
   local src cfg
+  # go list -m names the module's directory only once it is in the module cache (cold cache).
+  (cd "$here/$dir" && go mod download "$module")
   src="$(cd "$here/$dir" && go list -m -f '{{.Dir}}' "$module")"
+  [ -d "$src/config" ] || { log "no config/ in $module's source ($src)"; exit 1; }
   cfg="$CACHE/$name/config"
   rm -rf "$cfg" && mkdir -p "$cfg"
   "$here/release-config.sh" "$name" "$src/config" "$cfg"
@@ -82,4 +86,7 @@ release() {
 }
 release tekton tekton github.com/tektoncd/pipeline
 release chains chains github.com/tektoncd/chains
+grep -q "^require github.com/sigstore/policy-controller $POLICY_CONTROLLER_VERSION\$" "$here/policy-controller/go.mod" ||
+  { log "policy-controller/go.mod does not pin $POLICY_CONTROLLER_VERSION (env.sh)"; exit 1; }
+release policy-controller policy-controller github.com/sigstore/policy-controller
 log "done; binaries in $CACHE/bin"

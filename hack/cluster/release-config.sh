@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Copy a Tekton component's config/ into DEST for `ko resolve`, adapted to the local cluster.
-#   hack/cluster/release-config.sh tekton|chains SRC DEST
+#   hack/cluster/release-config.sh tekton|chains|policy-controller SRC DEST
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 # shellcheck source=hack/cluster/env.sh
@@ -27,6 +27,17 @@ case "$name" in
   chains)
     cp -r "$src"/. "$dest"/
     chmod -R u+w "$dest"
+    ;;
+  policy-controller)
+    # Upstream's kustomization lists what to install; kustomization.yaml itself and the Go
+    # placeholder are not Kubernetes objects.
+    for f in $(sed -n 's/^ *- \([0-9a-z-]*\.yaml\)$/\1/p' "$src/kustomization.yaml") webhook.yaml; do
+      cp "$src/$f" "$dest/"
+    done
+    chmod -R u+w "$dest"
+    # No TUF: nothing here reaches the public Sigstore instance (key-based policies only).
+    sed -i -E 's#^( *)args: \[$#\1args: ["--disable-tuf",#' "$dest/webhook.yaml"
+    grep -q -- '--disable-tuf' "$dest/webhook.yaml"
     ;;
   *) echo "release-config.sh: unknown component $name" >&2; exit 2 ;;
 esac

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Bring up a single-node Kubernetes with Tekton Pipelines and Chains on this machine, as root,
 # without Docker: etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubelet and
-# kube-proxy (built by build.sh), containerd with runc and the CNI bridge, the local registry.
+# kube-proxy (built by build.sh), containerd with runc and the CNI bridge, the local registry;
+# then Tekton, Chains and Sigstore policy-controller (admission; opt-in per namespace).
 # Every process is recorded in $STATE/run/*.pid; down.sh stops them by PID and undoes the host
 # changes (mounts, bridge, nftables tables, cgroups, sysctls saved here in $STATE/sysctl.before).
 # The quirks each setting answers are in docs/e2e.md.
@@ -158,5 +159,9 @@ lap images
 if [ "${ATTEST_CLUSTER_NO_TEKTON:-0}" != 1 ]; then
   "$here/tekton.sh"
   lap tekton
+fi
+if [ "${ATTEST_CLUSTER_NO_POLICY_CONTROLLER:-0}" != 1 ]; then
+  "$here/policy-controller.sh"
+  lap policy-controller
 fi
 echo "up: KUBECONFIG=$P/admin.kubeconfig"

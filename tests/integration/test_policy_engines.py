@@ -374,3 +374,82 @@ def test_policies_are_formatted_and_parse_as_cosign_reads_them(opa: Path) -> Non
             check=False,
         )
         assert check.returncode == 0, check.stderr
+
+
+# --- policy/admission/hermetic.rego as policy-controller evaluates it -----------------------
+
+ADMISSION_REGO = POLICY / "admission" / "hermetic.rego"
+
+
+def admission_errors(statement: dict[str, Any], tmp_path: Path, policy: str) -> list[str] | None:
+    """``isCompliant`` of the admission policy in Rego v0 mode (policy-controller's), over a
+    Statement: None when compliant, else the error text split into its rule messages."""
+    opa = require_tool("opa")
+    (tmp_path / "statement.json").write_text(json.dumps(statement))
+    (tmp_path / "admission.rego").write_text(policy)
+    proc = subprocess.run(
+        [str(opa), "eval", "--v0-compatible", "-f", "json", "-d", str(tmp_path / "admission.rego"),
+         "-i", str(tmp_path / "statement.json"), "data.sigstore.isCompliant"],
+        capture_output=True, text=True, timeout=60, check=True,
+    )  # fmt: skip
+    (result,) = json.loads(proc.stdout)["result"][0]["expressions"][0]["value"]
+    if result["result"] is True:
+        assert result["error"] == ""
+        return None
+    return str(result["error"]).split("; ")
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+def test_admission_policy_on_our_envelopes(
+    case: Case, real_cosign_key_pair: KeyPair, tmp_path: Path
+) -> None:
+    envelope = tmp_path / "att.json"
+    attest(
+        real_cosign_key_pair,
+        case,
+        tmp_path,
+        *("--subject-path", str(tmp_path / "out"), "--output-file", str(envelope)),
+    )
+    statement = statement_of(json.loads(envelope.read_bytes()))
+    shipped = ADMISSION_REGO.read_text()
+    # As shipped, isolation must be observed by attest-step run: the probe file these cases
+    # use is reported evidence only (the cluster test covers observed isolation).
+    strict = admission_errors(statement, tmp_path, shipped)
+    assert strict is not None
+    # (every case but not-hermetic has a record of the build step)
+    observed_rule = any(e.startswith("attest_step.isolation_observed: ") for e in strict)
+    assert observed_rule == (case.name != "not-hermetic"), strict
+    # With require_observed_isolation off, only the hermetic and builder rules remain (the
+    # source rules belong to the release policy, not to admission).
+    lenient = shipped.replace(
+        "require_observed_isolation := true", "require_observed_isolation := false"
+    )
+    assert lenient != shipped
+    errors = admission_errors(statement, tmp_path, lenient)
+    expected = {"attest_step.hermetic", "attest_step.slsa_builder_id_accepted"} & {case.rule}
+    assert {e.split(":", 1)[0] for e in errors or []} == expected, errors
+    # a summary that disagrees with its record is refused, whatever it claims
+    records = [r for r in statement["predicate"]["runDetails"].get("byproducts", [])
+               if r.get("annotations", {}).get("role") != "attest"]  # fmt: skip
+    if records and records[0]["annotations"]["hermetic"] is False:
+        records[0]["annotations"].update(hermetic=True, status="hermetic", observedIsolation=True)
+        forged = admission_errors(statement, tmp_path, shipped) or []
+        assert any(e.startswith("attest_step.isolation_record_consistent: ") for e in forged), (
+            forged
+        )
+
+
+def test_admission_policy_is_formatted_and_parses_as_policy_controller_reads_it(opa: Path) -> None:
+    fmt = subprocess.run(
+        [str(opa), "fmt", "--list", str(ADMISSION_REGO)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert fmt.returncode == 0 and fmt.stdout == "", fmt.stdout + fmt.stderr
+    for mode in ([], ["--v0-compatible"]):
+        check = subprocess.run(
+            [str(opa), "check", "--strict", *mode, str(ADMISSION_REGO)],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert check.returncode == 0, check.stderr
