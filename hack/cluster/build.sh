@@ -20,6 +20,20 @@ log() { printf 'cluster-build: %s\n' "$*" >&2; }
 stamped() { [ "$(cat "$CACHE/stamps/$1" 2>/dev/null)" = "$2" ]; }
 stamp() { printf '%s\n' "$2" >"$CACHE/stamps/$1"; }
 
+# --- Debian packages the tier runs (only the missing ones; no service is started) ---
+missing=()
+for pair in containerd:containerd runc:runc catatonit:catatonit nft:nftables \
+  docker-registry:docker-registry /usr/lib/cni/bridge:containernetworking-plugins; do
+  tool=${pair%%:*} package=${pair#*:}
+  if [ "${tool#/}" != "$tool" ]; then [ -e "$tool" ] || missing+=("$package")
+  else command -v "$tool" >/dev/null 2>&1 || missing+=("$package"); fi
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  log "apt-get install ${missing[*]}"
+  apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 # --- Kubernetes, etcd (wrapper module hack/cluster/k8s pins k8s.io/kubernetes) ---
 k8s_pin="$(sha256sum "$here/k8s/go.mod" "$here/k8s/go.sum" | sha256sum | cut -c1-16)"
 if ! stamped k8s "$k8s_pin"; then
