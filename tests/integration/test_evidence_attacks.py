@@ -395,7 +395,11 @@ def test_attack_child_uses_another_mount_of_the_volume(pod: Pod, key: PemKey) ->
         extra_setup=f"mkdir {alias} && mount --bind {shlex.quote(str(pod.ev))} {alias} && "
         f"export ALIAS={alias}",
     )
-    assert outcome.attack["forge-alias"] == "Read-only file system"
+    # run_code and the log say why when the command never printed its outcome
+    assert outcome.attack.get("forge-alias") == "Read-only file system", (
+        outcome.run_code,
+        outcome.log,
+    )
     _, content = outcome.isolation()
     hidden = content["evidence"][0]["record"]["isolation"]["evidenceHidden"]
     assert sorted(hidden) == sorted([str(pod.ev), str(pod.root / "alias")])
