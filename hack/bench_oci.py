@@ -48,7 +48,7 @@ COSIGN = REPO / ".tools" / "bin" / "cosign"
 PASSWORD = "bench"
 
 
-def _timed(args: list[str], env: dict[str, str]) -> float:
+def timed(args: list[str], env: dict[str, str]) -> float:
     started = time.perf_counter()
     res = subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=120)
     elapsed = time.perf_counter() - started
@@ -124,7 +124,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     for label, binary in installs.items():
                         record(
                             f"{label}_sign_{layout}",
-                            _timed(
+                            timed(
                                 [
                                     str(binary),
                                     "sign",
@@ -149,7 +149,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     )
                     record(
                         f"cosign_sign_{layout}",
-                        _timed(
+                        timed(
                             [
                                 str(COSIGN),
                                 "sign",
@@ -165,7 +165,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     )
                     record(
                         f"attest_step_verify_{layout}",
-                        _timed(
+                        timed(
                             [
                                 str(installs["attest_step"]),
                                 "verify",
@@ -179,7 +179,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                     )
                     record(
                         f"cosign_verify_{layout}",
-                        _timed(
+                        timed(
                             [
                                 str(COSIGN),
                                 "verify",

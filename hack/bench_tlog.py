@@ -21,13 +21,13 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from hack.bench_oci import timed  # noqa: E402
 from tests.fixtures.oci_image import push_image  # noqa: E402
 from tests.fixtures.registry import LocalRegistry  # noqa: E402
 from tests.fixtures.rekor import LocalRekor  # noqa: E402
@@ -36,15 +36,6 @@ ATTEST_STEP = REPO / ".venv" / "bin" / "attest-step"
 COSIGN = REPO / ".tools" / "bin" / "cosign"
 REKOR = REPO / ".tools" / "bin" / "rekor-server-posix"
 PASSWORD = "bench"
-
-
-def _timed(args: list[str], env: dict[str, str]) -> float:
-    started = time.perf_counter()
-    res = subprocess.run(args, env=env, capture_output=True, text=True, check=False, timeout=120)
-    elapsed = time.perf_counter() - started
-    if res.returncode != 0:
-        raise RuntimeError(f"{Path(args[0]).name} {args[1]} failed: {res.stderr.strip()[-300:]}")
-    return elapsed
 
 
 def run(quick: bool = False) -> dict[str, Any]:
@@ -87,7 +78,7 @@ def run(quick: bool = False) -> dict[str, Any]:
                                     "--registry-layout", "bundle", *reg, refs["attest_step"]],
                 }  # fmt: skip
                 for name, args in runs.items():
-                    times[name].append(_timed(args, env))
+                    times[name].append(timed(args, env))
         finally:
             log.stop()
             registry.stop()

@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from hack.image import ocilayout, rootfs, wheels  # noqa: E402
+from hack.image import ocilayout, wheels  # noqa: E402
 from hack.image.lockfile import read  # noqa: E402
 from hack.image.recipes import Recipe  # noqa: E402
 
@@ -77,24 +77,8 @@ def build(src: Path, version: str, out: Path, epoch: int) -> dict[str, object]:
         bundle = archive.read("certifi/cacert.pem")
     (root / "kaniko/ssl/certs/ca-certificates.crt").write_bytes(bundle)
     (root / "etc/nsswitch.conf").write_text("hosts: files dns\n")
-    tar = work / "rootfs.tar"
-    rootfs.tar(root, tar, epoch)
-    digest = ocilayout.build(KANIKO, tar, work / "oci", version.lstrip("v"), epoch)
-    compressed, uncompressed = ocilayout.sizes(work / "oci")
-    result: dict[str, object] = {
-        "image": "kaniko",
-        "digest": digest,
-        "layout": str(work / "oci"),
-        "tag": version.lstrip("v"),
-        "source": str(src),
-        "executorSha256": wheels.sha256(executor),
-        "compressedBytes": compressed,
-        "uncompressedBytes": uncompressed,
-    }
-    (work / "build.json").write_text(json.dumps(result, indent=2) + "\n")
-    shutil.rmtree(root)
-    tar.unlink()
-    return result
+    record: dict[str, object] = {"source": str(src), "executorSha256": wheels.sha256(executor)}
+    return ocilayout.from_root(KANIKO, root, work, version.lstrip("v"), epoch, record)
 
 
 def main() -> int:

@@ -74,3 +74,29 @@ def sizes(layout: Path) -> tuple[int, int]:
         out = subprocess.run(["gzip", "-dc", str(blob)], check=True, capture_output=True).stdout
         uncompressed += len(out)
     return compressed, uncompressed
+
+
+def from_root(
+    recipe: Recipe, root: Path, work: Path, tag: str, epoch: int, record: dict[str, object]
+) -> dict[str, object]:
+    """Pack the root tree ``root`` (then removed) as ``recipe``'s image into ``work/oci``;
+    ``record`` plus the digest, layout, tag and sizes is written to ``work/build.json``."""
+    from hack.image import rootfs  # noqa: PLC0415 - rootfs imports the wheel tools
+
+    tar = work / "rootfs.tar"
+    rootfs.tar(root, tar, epoch)
+    digest = build(recipe, tar, work / "oci", tag, epoch)
+    compressed, uncompressed = sizes(work / "oci")
+    result: dict[str, object] = {
+        "image": recipe.name,
+        "digest": digest,
+        "layout": str(work / "oci"),
+        "tag": tag,
+        **record,
+        "compressedBytes": compressed,
+        "uncompressedBytes": uncompressed,
+    }
+    (work / "build.json").write_text(json.dumps(result, indent=2) + "\n")
+    shutil.rmtree(root)
+    tar.unlink()
+    return result

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from hack.image import ocilayout, rootfs, wheels  # noqa: E402
+from hack.image import ocilayout, wheels  # noqa: E402
 from hack.image.recipes import Recipe  # noqa: E402
 
 MODULE = "github.com/open-policy-agent/opa"
@@ -89,25 +89,12 @@ def build(version: str, out: Path) -> dict[str, object]:
     shutil.copyfile(gobin / "opa", binary)
     binary.chmod(0o755)
     epoch = tag_time(version, work)
-    tar = work / "rootfs.tar"
-    rootfs.tar(root, tar, epoch)
-    digest = ocilayout.build(OPA, tar, work / "oci", version.lstrip("v"), epoch)
-    compressed, uncompressed = ocilayout.sizes(work / "oci")
-    result: dict[str, object] = {
-        "image": "opa",
-        "digest": digest,
-        "layout": str(work / "oci"),
-        "tag": version.lstrip("v"),
+    record: dict[str, object] = {
         "module": f"{MODULE}@{version}",
         "epoch": epoch,
         "opaSha256": wheels.sha256(binary),
-        "compressedBytes": compressed,
-        "uncompressedBytes": uncompressed,
     }
-    (work / "build.json").write_text(json.dumps(result, indent=2) + "\n")
-    shutil.rmtree(root)
-    tar.unlink()
-    return result
+    return ocilayout.from_root(OPA, root, work, version.lstrip("v"), epoch, record)
 
 
 def main() -> int:
