@@ -53,3 +53,25 @@ def test_every_step_image_is_a_resolved_dependency(path: Path) -> None:
         if image.startswith("$(params.") and image.endswith(")"):
             runs = str(defaults[image[len("$(params.") : -1]])
         assert "@sha256:" in runs, f"{path.name}: step image {runs} is not pinned by digest"
+
+
+def _attest_params(doc: dict[str, Any]) -> dict[str, Any]:
+    (step,) = [s for s in doc["spec"]["steps"] if (s.get("ref") or {}).get("name") == "attest"]
+    return {p["name"]: p["value"] for p in step.get("params", [])}
+
+
+@pytest.mark.parametrize("path", TASKS, ids=[p.parent.parent.name for p in TASKS])
+def test_every_task_param_is_recorded_as_an_external_parameter(path: Path) -> None:
+    """Chains records all of a TaskRun's params; the attest step records those the Task lists
+    in PARAMS (NAME=$(params.NAME)) and the array in ARRAY_PARAM_NAME. A param added to the
+    Task without being listed fails here."""
+    doc = yaml.safe_load(path.read_text())
+    given = _attest_params(doc)
+    recorded = {item.split("=", 1)[0] for item in given.get("PARAMS", [])}
+    for item in given.get("PARAMS", []):
+        name, _, value = item.partition("=")
+        assert value == f"$(params.{name})", f"{path.name}: PARAMS item {item!r}"
+    if "ARRAY_PARAM_NAME" in given:
+        recorded.add(given["ARRAY_PARAM_NAME"])
+    declared = {p["name"] for p in doc["spec"].get("params", [])}
+    assert declared - recorded == set(), f"{path.name}: params not recorded"
