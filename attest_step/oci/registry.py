@@ -1,7 +1,9 @@
 """A small registry client on top of the oras SDK: exact bytes, auth, TLS, bounded retries,
 bounded reads.
 
-oras-py provides the token-auth handshake and the docker-config parsing (``oras.auth``);
+oras-py provides the token-auth handshake (``oras.auth``), fed the credentials of
+:mod:`attest_step.oci.docker_config`; what an answer says (error bodies, Retry-After, answers
+that are not HTTP) is read by :mod:`attest_step.oci.answers`;
 this module sets up the HTTP session the way ``oras.provider.Registry`` does and replaces
 its ``do_request`` (whose retry decorator sleeps 131 s before giving up) with one that
 sends exact bytes, honours a deadline and never retries on its own: the retry policy lives
@@ -26,9 +28,6 @@ layout code, about 30 ms, none of which this client uses); ``oras.auth`` and req
 from __future__ import annotations
 
 import base64
-import contextlib
-import http.client
-import json
 import os
 from collections.abc import Callable
 from http.cookiejar import DefaultCookiePolicy
@@ -40,7 +39,15 @@ import oras.auth.utils
 import requests
 
 from attest_step.errors import RegistryError, RegistryUnavailable
-from attest_step.fileio import read_small_file
+from attest_step.oci.answers import (
+    error_code,
+    error_detail,
+    not_http,
+    path_of,
+    retry_after,
+    short,
+)
+from attest_step.oci.docker_config import docker_config_path, load_docker_auths
 from attest_step.oci.documents import (
     check_content,
     check_digest_syntax,
@@ -70,50 +77,21 @@ from attest_step.oci.types import (
     sha256_digest,
 )
 
+_TRANSIENT_PUT_CODES = frozenset({"DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"})
+"""Distribution error codes of a manifest PUT that a concurrent write can cause (retried)."""
+
 __all__ = [
     "SMALL_BLOB",
     "Background",
     "Manifest",
     "RegistryClient",
     "UnusableAnswer",
-    "docker_config_path",
-    "load_docker_auths",
 ]
 
 # go-containerregistry's mapping: the Docker Hub name is served by another host.
 _API_HOSTS = {"index.docker.io": "registry-1.docker.io", "docker.io": "registry-1.docker.io"}
 SMALL_BLOB = 16 << 10
 """Blobs up to this size are uploaded without a HEAD first (see RegistryClient.put_blob)."""
-
-
-def docker_config_path() -> Path:
-    """``$DOCKER_CONFIG/config.json``, else ``~/.docker/config.json`` (docker's own rule)."""
-    base = os.environ.get("DOCKER_CONFIG")
-    if base:
-        return Path(base) / "config.json"
-    return Path.home() / ".docker" / "config.json"
-
-
-def _normalise_host(key: str) -> str:
-    host = key.split("://", 1)[-1].split("/", 1)[0]
-    return "index.docker.io" if host in ("docker.io", "registry-1.docker.io") else host
-
-
-def load_docker_auths(path: Path) -> dict[str, Any]:
-    """The config's ``auths``/``credHelpers``/``credsStore`` with hosts normalised."""
-    if not path.is_file():
-        return {"auths": {}, "credHelpers": {}, "credsStore": None}
-    doc: Any = None
-    with contextlib.suppress(OSError, ValueError):
-        doc = json.loads(read_small_file(path, "docker config"))
-    if not isinstance(doc, dict):
-        raise RegistryError(
-            f"docker config {path}: not a readable JSON object; "
-            "fix the file or point DOCKER_CONFIG at a valid one"
-        )
-    auths = {_normalise_host(k): v for k, v in (doc.get("auths") or {}).items()}
-    helpers = {_normalise_host(k): v for k, v in (doc.get("credHelpers") or {}).items()}
-    return {"auths": auths, "credHelpers": helpers, "credsStore": doc.get("credsStore")}
 
 
 class _OrasRegistry:
@@ -298,7 +276,7 @@ class RegistryClient:
         """One exchange (with its redirects and token requests), its body at most
         ``max_bytes``; transient failures raise RetryableError, the deadline and answers
         that retrying cannot fix raise at once."""
-        where = f"{self.host}: {method} {_path(url)}"
+        where = f"{self.host}: {method} {path_of(url)}"
         adapter = self._oras.adapter
         adapter.request_timeout = self.policy.request_timeout
         try:
@@ -328,9 +306,9 @@ class RegistryClient:
                 "or --allow-insecure-registry for a plain-HTTP registry"
             ) from err
         except (requests.ConnectionError, requests.Timeout) as err:
-            if _not_http(err):
+            if not_http(err):
                 raise RegistryError(
-                    f"{where}: the answer is not HTTP ({_short(err)}); check the registry "
+                    f"{where}: the answer is not HTTP ({short(err)}); check the registry "
                     "address (and --allow-insecure-registry for plain HTTP)"
                 ) from err
             if isinstance(err, ExchangeTimeout) and self.deadline.expired:
@@ -338,13 +316,13 @@ class RegistryClient:
                     f"{where}: no complete answer before the deadline (--timeout "
                     f"{self.deadline.seconds:g}s) passed; retry later or give a longer --timeout"
                 ) from err
-            raise RetryableError(f"{self.host}: {_short(err)}") from err
+            raise RetryableError(f"{self.host}: {short(err)}") from err
         except requests.RequestException as err:
-            raise RegistryError(f"{where}: {_short(err)}") from err
+            raise RegistryError(f"{where}: {short(err)}") from err
         if response.status_code in RETRYABLE_STATUS:
             raise RetryableError(
                 f"{method} {url} answered HTTP {response.status_code}",
-                retry_after=_retry_after(response),
+                retry_after=retry_after(response),
             )
         return response
 
@@ -355,7 +333,7 @@ class RegistryClient:
         hint = ""
         if response.status_code in (401, 403):
             hint = "; log in (docker config at DOCKER_CONFIG or ~/.docker/config.json)"
-        detail = _error_detail(response)
+        detail = error_detail(response)
         return RegistryError(f"{what}: HTTP {response.status_code}{detail}{hint}")
 
     # --- manifests ------------------------------------------------------------------
@@ -433,10 +411,10 @@ class RegistryClient:
 
         def op() -> str:
             resp = self._request("PUT", url, data=data, headers={"Content-Type": media_type})
-            if resp.status_code == 400 and _error_code(resp) in _TRANSIENT_PUT_CODES:
+            if resp.status_code == 400 and error_code(resp) in _TRANSIENT_PUT_CODES:
                 # distribution 2.8 rewrites link files in place: a concurrent writer can make
                 # it read a half-written link and answer DIGEST_INVALID / BLOB_UNKNOWN.
-                raise RetryableError(f"{what}: HTTP 400 {_error_code(resp)} (concurrent write)")
+                raise RetryableError(f"{what}: HTTP 400 {error_code(resp)} (concurrent write)")
             if resp.status_code not in (200, 201, 202):
                 raise self._fail(what, resp)
             got = resp.headers.get("Docker-Content-Digest", expected)
@@ -557,80 +535,3 @@ class RegistryClient:
         self._retry(what, op)
         self._has_blob.add((repository, digest))
         return Descriptor("application/octet-stream", digest, len(data))
-
-
-def _path(url: str) -> str:
-    """The path of ``url`` without its query (upload URLs carry state in it)."""
-    after_scheme = url.split("://", 1)[-1]
-    path = after_scheme.partition("/")[2].partition("?")[0]
-    return f"/{path}"
-
-
-def _not_http(err: BaseException) -> bool:
-    """Whether a connection error was the server answering something that is not HTTP
-    (a bad status line, an overlong or endless header block), as opposed to a connection
-    that failed or closed: only the latter is worth retrying."""
-    stack: list[BaseException] = [err]
-    seen: set[int] = set()
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, http.client.HTTPException) and not isinstance(
-            current, http.client.RemoteDisconnected | http.client.IncompleteRead
-        ):
-            return True
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-    return False
-
-
-def _short(err: Exception) -> str:
-    text = str(err)
-    if "Connection refused" in text:
-        return "connection refused"
-    if isinstance(err, requests.Timeout):
-        return "timed out"
-    return " ".join(text.split())[:200]
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return float(value)
-    except ValueError:
-        return None
-
-
-_TRANSIENT_PUT_CODES = frozenset({"DIGEST_INVALID", "MANIFEST_BLOB_UNKNOWN", "BLOB_UNKNOWN"})
-
-
-def _first_error(response: requests.Response) -> dict[str, Any]:
-    """The first entry of a distribution error body (``{"errors": [...]}``), or ``{}``."""
-    try:
-        doc = response.json()
-    except (ValueError, RecursionError):
-        return {}
-    errors = doc.get("errors") if isinstance(doc, dict) else None
-    if isinstance(errors, list) and errors and isinstance(errors[0], dict):
-        return errors[0]
-    return {}
-
-
-def _error_code(response: requests.Response) -> str:
-    return _printable(_first_error(response).get("code", ""))
-
-
-def _error_detail(response: requests.Response) -> str:
-    first = _first_error(response)
-    if not first:
-        return ""
-    return f" ({_printable(first.get('code', ''))}: {_printable(first.get('message', ''))})"
-
-
-def _printable(value: Any) -> str:
-    """A registry-supplied value for a one-line message: one line, at most 200 characters."""
-    return " ".join(str(value).split())[:200]

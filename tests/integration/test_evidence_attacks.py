@@ -134,13 +134,15 @@ echo "attest=$?" >>{out}/codes
     )
     codes = dict(line.split("=", 1) for line in (pod.out / "codes").read_text().split())
     attack_text = (pod.out / "attack.json").read_text()
+    # every attack prints its outcome: nothing printed means the run itself failed
+    assert attack_text.strip(), f"run={codes.get('run')}: {proc.stdout}{proc.stderr}"
     envelope = pod.out / "envelope.json"
     statement = None
     if envelope.exists():
         payload = json.loads(envelope.read_bytes())["payload"]
         statement = json.loads(base64.b64decode(payload))
     return Outcome(
-        attack=json.loads(attack_text) if attack_text.strip() else {},
+        attack=json.loads(attack_text),
         run_code=int(codes["run"]),
         attest_code=int(codes["attest"]),
         attest_stderr=(pod.out / "attest.err").read_text(),

@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.fixtures.evidence import write_loopback_probe
 from tests.fixtures.keys import KeyPair
 from tests.fixtures.oci_image import push_image
 from tests.fixtures.registry import LocalRegistry
@@ -96,25 +97,9 @@ def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**env, **(extra or {})}
 
 
-def _probe(directory: Path) -> Path:
-    """A probe record of the build step that shows only ``lo`` (reported evidence)."""
-    probe = directory / "build-probe.json"
-    probe.write_text(
-        json.dumps(
-            {
-                "mediaType": "application/vnd.attest-step.network-evidence.v1+json",
-                "producer": {"name": "attest-step", "verb": "probe"},
-                "step": "build",
-                "views": [{"observer": "probe", "at": "probe", "interfaces": [{"name": "lo"}]}],
-            }
-        )
-    )
-    return probe
-
-
 def attest(keys: KeyPair, case: Case, work: Path, *where: str) -> None:
     """Run the real CLI (``python -m attest_step attest``) for ``case``."""
-    probe = _probe(work)
+    probe = write_loopback_probe(work)
     args = [a.replace("{probe}", str(probe)) for a in case.args]
     (work / "out").mkdir(exist_ok=True)
     (work / "out" / "app.tar").write_bytes(b"the build output\n")
@@ -128,6 +113,16 @@ def attest(keys: KeyPair, case: Case, work: Path, *where: str) -> None:
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def attest_to_file(keys: KeyPair, case: Case, work: Path, *extra: str) -> Path:
+    """Attest ``case`` over ``work/out`` into ``work/att.json`` (no upload); its path."""
+    envelope = work / "att.json"
+    attest(
+        keys, case, work, "--subject-path", str(work / "out"), "--output-file", str(envelope),
+        *extra,
+    )  # fmt: skip
+    return envelope
 
 
 def opa_deny(input_file: Path, *data: Path) -> list[dict[str, Any]]:
@@ -169,13 +164,7 @@ def opa() -> Path:
 def test_opa_on_our_envelopes(
     opa: Path, case: Case, real_cosign_key_pair: KeyPair, tmp_path: Path
 ) -> None:
-    envelope = tmp_path / "att.json"
-    attest(
-        real_cosign_key_pair,
-        case,
-        tmp_path,
-        *("--subject-path", str(tmp_path / "out"), "--output-file", str(envelope)),
-    )
+    envelope = attest_to_file(real_cosign_key_pair, case, tmp_path)
     found = codes(opa_deny(envelope, RULE_DATA))
     assert found == ({case.rule} if case.rule else set()), found
 
@@ -190,12 +179,10 @@ def test_opa_on_our_envelopes(
 def test_opa_wrong_predicate_type_denied_build_tool_and_observed_isolation(
     opa: Path, real_cosign_key_pair: KeyPair, tmp_path: Path
 ) -> None:
-    envelope = tmp_path / "att.json"
-    attest(
+    envelope = attest_to_file(
         real_cosign_key_pair,
         CASES[0],
         tmp_path,
-        *("--subject-path", str(tmp_path / "out"), "--output-file", str(envelope)),
         "--resolved-dependency",
         f"quay.io/untrusted-builders/gcc@sha256:{'c' * 64}",
     )
@@ -223,13 +210,7 @@ def test_opa_refuses_a_summary_that_disagrees_with_its_record(
     opa: Path, real_cosign_key_pair: KeyPair, tmp_path: Path
 ) -> None:
     """Flip ``hermetic`` in the annotations of a non-hermetic record: the content says no."""
-    envelope = tmp_path / "att.json"
-    attest(
-        real_cosign_key_pair,
-        CASES[2],
-        tmp_path,
-        *("--subject-path", str(tmp_path / "out"), "--output-file", str(envelope)),
-    )
+    envelope = attest_to_file(real_cosign_key_pair, CASES[2], tmp_path)
     statement = statement_of(json.loads(envelope.read_bytes()))
     record = statement["predicate"]["runDetails"]["byproducts"][0]
     assert record["annotations"]["hermetic"] is False
@@ -305,13 +286,7 @@ def test_cosign_policies_refuse_another_predicate_type(
 ) -> None:
     """cosign attests our own predicate under another type: both policies refuse it."""
     keys = real_cosign_key_pair
-    envelope = tmp_path / "att.json"
-    attest(
-        keys,
-        CASES[0],
-        tmp_path,
-        *("--subject-path", str(tmp_path / "out"), "--output-file", str(envelope)),
-    )
+    envelope = attest_to_file(keys, CASES[0], tmp_path)
     predicate = tmp_path / "predicate.json"
     predicate.write_text(json.dumps(statement_of(json.loads(envelope.read_bytes()))["predicate"]))
     image = push_image(registry.repo("policy-other-type"))
@@ -340,13 +315,7 @@ def test_cosign_rego_without_the_rules_fails_closed(
     real_cosign_key_pair: KeyPair, tmp_path: Path
 ) -> None:
     opa = require_tool("opa")
-    envelope = tmp_path / "att.json"
-    attest(
-        real_cosign_key_pair,
-        CASES[0],
-        tmp_path,
-        *("--subject-path", str(tmp_path / "out"), "--output-file", str(envelope)),
-    )
+    envelope = attest_to_file(real_cosign_key_pair, CASES[0], tmp_path)
     proc = subprocess.run(
         [str(opa), "eval", "-f", "json", "-d", str(COSIGN_REGO), "-i", str(envelope), ALLOW],
         capture_output=True,
@@ -403,13 +372,7 @@ def admission_errors(statement: dict[str, Any], tmp_path: Path, policy: str) -> 
 def test_admission_policy_on_our_envelopes(
     case: Case, real_cosign_key_pair: KeyPair, tmp_path: Path
 ) -> None:
-    envelope = tmp_path / "att.json"
-    attest(
-        real_cosign_key_pair,
-        case,
-        tmp_path,
-        *("--subject-path", str(tmp_path / "out"), "--output-file", str(envelope)),
-    )
+    envelope = attest_to_file(real_cosign_key_pair, case, tmp_path)
     statement = statement_of(json.loads(envelope.read_bytes()))
     shipped = ADMISSION_REGO.read_text()
     # As shipped, isolation must be observed by attest-step run: the probe file these cases

@@ -87,6 +87,12 @@ def attest(
     )  # fmt: skip
 
 
+@pytest.fixture
+def key(pem_keys: dict[str, PemKey]) -> PemKey:
+    """The signing key of most cases: ECDSA P-256, cosign's default."""
+    return pem_keys["ecdsa-p256"]
+
+
 def verify(verb: str, key: PemKey, root: Path, ref: str) -> subprocess.CompletedProcess[str]:
     return run(
         [*CLI, verb, "--key", str(key.pub), "--trusted-root", str(root), *REG,
@@ -95,9 +101,8 @@ def verify(verb: str, key: PemKey, root: Path, ref: str) -> subprocess.Completed
 
 
 def test_logged_signatures_and_attestations_verify_here_and_with_cosign(
-    registry: LocalRegistry, rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+    registry: LocalRegistry, rekor: LocalRekor, key: PemKey, tmp_path: Path
 ) -> None:
-    key = pem_keys["ecdsa-p256"]
     ref = push_image(registry.repo("rekor")).ref
     root = rekor.trusted_root(tmp_path / "trusted_root.json")
     passed(sign(key, ref, rekor))
@@ -122,9 +127,8 @@ def test_logged_signatures_and_attestations_verify_here_and_with_cosign(
 
 
 def test_unlogged_bundles_are_refused_with_a_trusted_root(
-    registry: LocalRegistry, rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+    registry: LocalRegistry, rekor: LocalRekor, key: PemKey, tmp_path: Path
 ) -> None:
-    key = pem_keys["ecdsa-p256"]
     ref = push_image(registry.repo("rekor-unlogged")).ref
     root = rekor.trusted_root(tmp_path / "trusted_root.json")
     unlogged = ["--tlog-upload=false", "--registry-layout", "bundle"]
@@ -192,7 +196,7 @@ def test_a_changed_entry_is_refused_here_and_by_cosign(
     how: str,
     registry: LocalRegistry,
     rekor: LocalRekor,
-    pem_keys: dict[str, PemKey],
+    key: PemKey,
     tmp_path: Path,
 ) -> None:
     """The bundle of a real logged signature, its entry changed in the spool, pushed with
@@ -201,7 +205,6 @@ def test_a_changed_entry_is_refused_here_and_by_cosign(
     ``body``: cosign (sigstore-go) does not read a Rekor v2 entry's ``canonicalizedBody``;
     it rebuilds the entry from the bundle and checks the proof for that, so a changed body
     over a valid proof passes there. attest-step also requires the body to be that entry."""
-    key = pem_keys["ecdsa-p256"]
     others = _fill_log(rekor, 3)
     image = build_image(label="rekor-tamper")
     first = push_image(registry.repo("rekor-good"), image)
@@ -235,9 +238,8 @@ def test_a_changed_entry_is_refused_here_and_by_cosign(
 
 
 def test_a_log_the_trusted_root_does_not_name_is_refused(
-    registry: LocalRegistry, rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+    registry: LocalRegistry, rekor: LocalRekor, key: PemKey, tmp_path: Path
 ) -> None:
-    key = pem_keys["ecdsa-p256"]
     ref = push_image(registry.repo("rekor-other-log")).ref
     assert sign(key, ref, rekor).returncode == 0
     assert attest(key, ref, rekor).returncode == 0
@@ -251,9 +253,8 @@ def test_a_log_the_trusted_root_does_not_name_is_refused(
 
 
 def test_with_the_log_down_the_output_waits_in_the_spool_for_push(
-    registry: LocalRegistry, rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+    registry: LocalRegistry, rekor: LocalRekor, key: PemKey, tmp_path: Path
 ) -> None:
-    key = pem_keys["ecdsa-p256"]
     ref = push_image(registry.repo("rekor-outage")).ref
     spool = tmp_path / "spool"
     rekor.stop()
@@ -328,12 +329,11 @@ def test_a_changed_entry_in_the_spool_is_not_pushed(
     how: str,
     registry: LocalRegistry,
     rekor: LocalRekor,
-    pem_keys: dict[str, PemKey],
+    key: PemKey,
     tmp_path: Path,
 ) -> None:
     """An entry kept in the spool must be one of its envelope, with a proof that leads to the
     root it names, before push --from puts it in a bundle (exit 2, nothing pushed)."""
-    key = pem_keys["ecdsa-p256"]
     others = _fill_log(rekor, 3)
     ref = push_image(registry.repo("rekor-spool-tamper")).ref
     spool = tmp_path / "spool"
@@ -381,9 +381,8 @@ def test_other_key_types_are_logged_and_verify_here_and_with_cosign(
 
 
 def test_an_oci_layout_directory_target_carries_the_entry_too(
-    rekor: LocalRekor, pem_keys: dict[str, PemKey], tmp_path: Path
+    rekor: LocalRekor, key: PemKey, tmp_path: Path
 ) -> None:
-    key = pem_keys["ecdsa-p256"]
     image = build_image(label="rekor-layout")
     layout = write_oci_layout(tmp_path / "layout", image)
     ref = f"example.com/app@{image.digest}"

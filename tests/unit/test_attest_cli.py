@@ -18,6 +18,7 @@ from click.testing import CliRunner, Result
 from attest_step.cli.main import cli
 from attest_step.errors import UsageError
 from attest_step.provenance import DECLARED_ANNOTATION, parse_declared_ref
+from tests.fixtures.evidence import write_loopback_probe
 from tests.fixtures.keys import KeyPair, PemKey
 from tests.fixtures.tools import cosign_v2, cosign_v3
 
@@ -265,17 +266,7 @@ def test_upload_into_an_oci_layout_then_verify_the_image(key: PemKey, work: Path
 def test_require_hermetic_and_policy(key: PemKey, work: Path) -> None:
     plain, hermetic = work / "plain.json", work / "hermetic.json"
     assert attest(key, "--image", IMAGE, "--no-upload", "--output-file", str(plain)).exit_code == 0
-    probe = work / "build-probe.json"
-    probe.write_text(
-        json.dumps(
-            {
-                "mediaType": "application/vnd.attest-step.network-evidence.v1+json",
-                "producer": {"name": "attest-step", "verb": "probe"},
-                "step": "build",
-                "views": [{"observer": "probe", "at": "probe", "interfaces": [{"name": "lo"}]}],
-            }
-        )
-    )
+    probe = write_loopback_probe(work)
     made = attest(
         key,
         *["--image", IMAGE, "--no-upload", "--output-file", str(hermetic)],
