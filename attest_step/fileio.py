@@ -28,14 +28,17 @@ regular), and read with a bound, so a file that grows meanwhile cannot exhaust m
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import stat
 import sys
-from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from attest_step.errors import UsageError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 STDOUT = "-"
 _STDOUT_NAMES = frozenset({STDOUT, "/dev/stdout", "/dev/fd/1", "/proc/self/fd/1"})
@@ -123,7 +126,8 @@ def _replace(path: Path, data: bytes, prefix: str) -> None:
             handle.write(data)
         os.replace(tmp, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
         raise
 
 

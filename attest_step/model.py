@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import FrozenInstanceError
 from typing import Any
 
 
@@ -27,10 +26,10 @@ class Subject:
         _set_annotations(self, {} if annotations is None else annotations)
 
     def __setattr__(self, key: str, value: object) -> None:
-        raise FrozenInstanceError(f"cannot assign to field {key!r}")
+        raise AttributeError(f"cannot assign to field {key!r}")
 
     def __delattr__(self, key: str) -> None:
-        raise FrozenInstanceError(f"cannot delete field {key!r}")
+        raise AttributeError(f"cannot delete field {key!r}")
 
     def _fields(self) -> tuple[str, dict[str, str], dict[str, str]]:
         return (self.name, self.digest, self.annotations)

@@ -12,14 +12,9 @@ from typing import Any
 
 import click
 
-from attest_step.cli.common import (
-    emit_json,
-    exclude_option,
-    output_option,
-    spool_then_push,
-    write_output_file,
-)
+from attest_step.cli.common import emit_json, spool_then_push, write_output_file
 from attest_step.cli.early import early_work
+from attest_step.cli.options import exclude_option, output_option
 from attest_step.errors import UsageError
 from attest_step.imageref import ImageRef
 from attest_step.model import Subject

@@ -1,44 +1,19 @@
-"""Options and output helpers shared by the verbs."""
+"""Output helpers shared by the verbs: JSON on standard output, files a flag names, the
+spool of signed output that is then pushed. The shared options are in
+:mod:`attest_step.cli.options`."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from attest_step.errors import AttestStepError, RegistryError, UsageError
 from attest_step.fileio import write_atomically
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def output_option(func: F) -> F:
-    """``--output text|json`` (cosign's spelling); the command receives ``output``."""
-    return click.option(
-        "--output",
-        "output",
-        type=click.Choice(["text", "json"]),
-        default="text",
-        show_default=True,
-        help="Print data as human text or as JSON on standard output.",
-    )(func)
-
-
-def exclude_option(func: F) -> F:
-    """``--exclude GLOB`` (repeatable), as the hash, attest and verify verbs read it; the
-    command receives ``excludes``."""
-    return click.option(
-        "--exclude",
-        "excludes",
-        multiple=True,
-        metavar="GLOB",
-        help="Leave out matching entries (repeatable). No '/': any name component; "
-        "with '/': the path from the root. '**' spans directories.",
-    )(func)
 
 
 def emit_json(data: Any) -> None:

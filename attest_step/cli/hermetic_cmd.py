@@ -8,7 +8,8 @@ from typing import Any
 
 import click
 
-from attest_step.cli.common import emit_json, output_option
+from attest_step.cli.common import emit_json
+from attest_step.cli.options import output_option
 from attest_step.errors import UsageError, VerificationError
 from attest_step.fileio import check_replaceable
 

@@ -9,8 +9,9 @@ from typing import Any
 import click
 
 from attest_step.cli.cert_options import certificate_options
-from attest_step.cli.common import emit_json, output_option, spool_then_push
+from attest_step.cli.common import emit_json, spool_then_push
 from attest_step.cli.early import early_work
+from attest_step.cli.options import output_option
 from attest_step.cli.pgp_options import (
     identity_option,
     lookaside_option,

@@ -10,7 +10,8 @@ from typing import Any
 import click
 
 from attest_step.cli.cert_options import certificate_options
-from attest_step.cli.common import emit_json, exclude_option, output_option
+from attest_step.cli.common import emit_json
+from attest_step.cli.options import exclude_option, output_option
 from attest_step.errors import UsageError
 from attest_step.keys.certmode import CertificateFlags, KeyMode, Mode
 from attest_step.keys.signer import Verifier

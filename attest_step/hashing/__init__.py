@@ -19,8 +19,7 @@ import operator
 import os
 import stat
 from collections.abc import Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING, NamedTuple
 
 from attest_step.dirdigest import FORMAT_ANNOTATION
 from attest_step.dirdigest import dir_digest as tree_digest
@@ -31,13 +30,17 @@ from attest_step.hashing.jsontext import subjects_json
 from attest_step.model import Subject
 from attest_step.walk import Entry, Excludes, Kind, encode_name, shown, walk_tree
 
+if TYPE_CHECKING:
+    from os import PathLike
+
+    PathArg = str | bytes | PathLike[str] | PathLike[bytes]
+
 __all__ = ["hash_paths", "hash_paths_json"]
 
 _ENTRY_NAME = operator.attrgetter("name")
 
 
-@dataclass(frozen=True)
-class _Root:
+class _Root(NamedTuple):
     given: bytes
     entries: list[Entry]
     tree_name: str | None
@@ -82,7 +85,7 @@ def _plan_root(given: bytes, excludes: Excludes, dir_digest_mode: bool) -> _Root
 
 
 def hash_paths(
-    paths: Sequence[Path], *, excludes: Sequence[str] = (), dir_digest: bool = False
+    paths: Sequence[PathArg], *, excludes: Sequence[str] = (), dir_digest: bool = False
 ) -> list[Subject]:
     """Subjects for ``paths``, sorted by name; see the module docstring for naming."""
     if not paths:
@@ -99,7 +102,7 @@ def hash_paths(
 
 
 def hash_paths_json(
-    paths: Sequence[Path], *, excludes: Sequence[str] = (), dir_digest: bool = False
+    paths: Sequence[PathArg], *, excludes: Sequence[str] = (), dir_digest: bool = False
 ) -> bytes:
     """``json.dumps([s.to_dict() for s in hash_paths(...)], indent=2, sort_keys=True)``
     encoded (ASCII), byte for byte, with the same checks and errors.
@@ -127,7 +130,9 @@ def hash_paths_json(
             gc.enable()
 
 
-def _hash_paths(paths: Sequence[Path], excludes: Sequence[str], dir_digest: bool) -> list[Subject]:
+def _hash_paths(
+    paths: Sequence[PathArg], excludes: Sequence[str], dir_digest: bool
+) -> list[Subject]:
     matcher = Excludes(excludes)
     return _subjects([_plan_root(os.fsencode(path), matcher, dir_digest) for path in paths])
 

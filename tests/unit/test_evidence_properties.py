@@ -343,6 +343,10 @@ def test_a_run_record_missing_any_required_part_is_incomplete(
         return  # refused outright: even better
     if loaded == base:
         return  # the replacement was the value already there
+    if path == ["command", "exitCode"] and type(replacement) is int:
+        # Any integer is a real exit status: 0 over a generated 1 is another valid record.
+        assert evidence.run_record_gaps(loaded) == []
+        return
     assert evidence.run_record_gaps(loaded), (path, replacement)
 
 
