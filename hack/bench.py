@@ -6,6 +6,8 @@ exposes ``run() -> dict`` (it may also accept ``quick: bool``; ``BENCH_QUICK=1``
 environment too). A section's dict is stored under ``sections.<name>``. If it has a list
 ``targets`` of ``{"name", "measured", "target", "unit", "better": "higher"|"lower"}`` items,
 the harness adds ``ratio`` and ``pass`` to each and copies them into the top-level ``targets``.
+A section may also return ``references``, ``{"name", "measured", "unit", "why"}`` items that
+have no target (figures a reader needs beside the graded ones); they are printed as INFO.
 A section that raises is recorded as ``{"error": ...}`` and fails the run.
 
 Every section should compare within the same run (ratios against a ceiling measured right
@@ -128,6 +130,7 @@ def main() -> int:
 
     doc: dict[str, Any] = {"machine": machine_info(), "quick": args.quick, "sections": {}}
     targets: list[dict[str, Any]] = []
+    references: list[dict[str, Any]] = []
     ok = True
     for name, path in discover(args.section).items():
         print(f"bench: {name} ...", file=sys.stderr, flush=True)
@@ -144,6 +147,7 @@ def main() -> int:
         for item in graded:
             targets.append({"section": name, **item})
             ok = ok and bool(item["pass"])
+        references.extend({"section": name, **item} for item in result.get("references", []))
         result["section_seconds"] = round(time.perf_counter() - started, 2)
         doc["sections"][name] = result
     doc["machine"]["loadavg_end"] = list(os.getloadavg())
@@ -155,6 +159,12 @@ def main() -> int:
         print(
             f"{verdict}  {item['section']}/{item['name']}: {item['measured']} "
             f"{item.get('unit', '')} (target {item['target']})",
+            file=sys.stderr,
+        )
+    for item in references:
+        print(
+            f"INFO  {item['section']}/{item['name']}: {item['measured']} {item.get('unit', '')} "
+            f"({item.get('why', 'no target')})",
             file=sys.stderr,
         )
     print(f"bench: wrote {args.output}", file=sys.stderr)
