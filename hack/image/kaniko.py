@@ -6,6 +6,11 @@ layout: ``/kaniko/executor``, CA bundle in ``/kaniko/ssl/certs`` (certifi's, loc
 images/attest-step/image.lock), ``DOCKER_CONFIG=/kaniko/.docker/``, root, entrypoint the
 executor. Without ``KANIKO_SRC`` nothing is built: no stand-in is ever put where kaniko is named.
 
+``-buildvcs=false``: the binary depends on the source files only, not on how they were checked
+out. By default Go stamps a git checkout's revision, commit time, "modified" flag and tag (as
+the main module's version) into the binary, so the same tree as a clone, a worktree or an
+export gave different executors, hence different image digests (images/README.md).
+
   python hack/image/kaniko.py --src DIR --version v1.27.6 --epoch EPOCH [--out build/image]
 """
 
@@ -65,7 +70,17 @@ def build(src: Path, version: str, out: Path, epoch: int) -> dict[str, object]:
     ldflags = f"-X github.com/osscontainertools/kaniko/pkg/version.version={version} -w -s"
     executor = root / "kaniko/executor"
     subprocess.run(
-        ["go", "build", "-trimpath", "-ldflags", ldflags, "-o", str(executor), "./cmd/executor"],
+        [
+            "go",
+            "build",
+            "-trimpath",
+            "-buildvcs=false",
+            "-ldflags",
+            ldflags,
+            "-o",
+            str(executor),
+            "./cmd/executor",
+        ],
         cwd=src,
         env=env,
         check=True,
@@ -78,6 +93,11 @@ def build(src: Path, version: str, out: Path, epoch: int) -> dict[str, object]:
     (root / "kaniko/ssl/certs/ca-certificates.crt").write_bytes(bundle)
     (root / "etc/nsswitch.conf").write_text("hosts: files dns\n")
     record: dict[str, object] = {"source": str(src), "executorSha256": wheels.sha256(executor)}
+    commit = subprocess.run(
+        ["git", "-C", str(src), "rev-parse", "HEAD"], capture_output=True, text=True, check=False
+    )
+    if commit.returncode == 0:
+        record["sourceCommit"] = commit.stdout.strip()
     return ocilayout.from_root(KANIKO, root, work, version.lstrip("v"), epoch, record)
 
 
