@@ -92,7 +92,8 @@ def test_a_file_attestation_is_logged_and_verifies_here_and_with_cosign(
     assert doc["dsseEnvelope"]["payload"] == written["payload"]
     assert rekor.tree_size() == 1
 
-    for files in (["--bundle", str(bundle)], ["--envelope", str(envelope), "--bundle", str(bundle)]):
+    with_envelope = ["--envelope", str(envelope), "--bundle", str(bundle)]
+    for files in (["--bundle", str(bundle)], with_envelope):
         result = json.loads(passed(verify_file(key, artifact, root, *files)))
         assert result["tlogChecked"] is True
         assert result["tlog"] == {"log": rekor.url, "logIndex": 0, "treeSize": 1}
