@@ -12,10 +12,11 @@ from typing import Any
 
 import click
 
-from attest_step.cli.common import emit_json, spool_then_push, write_output_file
+from attest_step.cli.common import emit_json, spool_then_push
 from attest_step.cli.early import early_work
-from attest_step.cli.options import exclude_option, output_option
+from attest_step.cli.options import bundle_option, exclude_option, output_option
 from attest_step.errors import UsageError
+from attest_step.fileio import write_output_file
 from attest_step.imageref import ImageRef
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
@@ -309,12 +310,10 @@ def _stored_ref(
 @click.option(
     "--output-file", type=_PATH, help="Write the DSSE envelope here (else to standard output)."
 )
-@click.option(
-    "--bundle",
-    type=_PATH,
-    help="With --output-file and no --image: also write the Sigstore bundle (the envelope "
-    "and, with --rekor-url, the log's entry) here, for verify-attestation --bundle and "
-    "cosign verify-blob-attestation --bundle. Required when the envelope is logged.",
+@bundle_option(
+    "With --output-file and no --image: also write the Sigstore bundle (the envelope and, "
+    "with --rekor-url, the log's entry) here, for verify-attestation --bundle and cosign "
+    "verify-blob-attestation --bundle. Required when the envelope is logged."
 )
 @click.option("--no-upload", is_flag=True, help="Do not push the attestation to the registry.")
 @click.option(
@@ -358,7 +357,6 @@ def attest_command(
     task_steps: tuple[str, ...],
     observe_self_as: str | None,
     output_file: Path | None,
-    bundle: Path | None,
     no_upload: bool,
     spool_dir: Path | None,
     results_dir: Path | None,
@@ -366,6 +364,7 @@ def attest_command(
     registry: RegistryOptions,
     tlog: TlogOptions,
     output: str,
+    bundle: Path | None,
 ) -> None:
     """Write SLSA v1 provenance for what the build produced, sign it as DSSE and store it.
 

@@ -11,7 +11,7 @@ import click
 
 from attest_step.cli.cert_options import certificate_options
 from attest_step.cli.common import emit_json
-from attest_step.cli.options import exclude_option, output_option
+from attest_step.cli.options import bundle_option, exclude_option, output_option
 from attest_step.errors import UsageError
 from attest_step.keys.certmode import CertificateFlags, KeyMode, Mode
 from attest_step.keys.signer import Verifier
@@ -165,12 +165,10 @@ def _require_same_envelope(
 @click.option(
     "--envelope", type=_PATH, help="DSSE envelope file (JSON, or JSON Lines) instead of IMAGE."
 )
-@click.option(
-    "--bundle",
-    type=_PATH,
-    help="Sigstore bundle file (attest --bundle, cosign attest-blob --bundle): verify the "
+@bundle_option(
+    "Sigstore bundle file (attest --bundle, cosign attest-blob --bundle): verify the "
     "envelope it holds and, with --trusted-root, its transparency log entry. With "
-    "--envelope, the bundle must hold that envelope.",
+    "--envelope, the bundle must hold that envelope."
 )
 @click.option(
     "--subject-path",
@@ -261,7 +259,7 @@ def verify_attestation_command(
     """
     predicate_type = predicate_type_uri(type_)
     if (image is None) == (envelope is None and bundle is None):
-        raise UsageError("give exactly one of IMAGE, or --envelope FILE and/or --bundle FILE")
+        raise UsageError("give exactly one of IMAGE or --envelope FILE and/or --bundle FILE")
     artifacts = _artifacts(subject_paths, excludes, dir_digest, images)
     check = _policy(require_hermetic, policies, policy_data, (policy_query, opa, policy_timeout))
 

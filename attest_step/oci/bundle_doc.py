@@ -68,7 +68,10 @@ def parse_bundle(data: bytes) -> BundleContents:
     """The contents of a Sigstore bundle JSON with a DSSE envelope (ValueError else)."""
     from attest_step.decode import json_object  # noqa: PLC0415
 
-    doc = json_object(data, "the file")
+    try:
+        doc = json_object(data, "the file")
+    except RecursionError as err:
+        raise ValueError("the file is nested too deeply") from err
     media_type = doc.get("mediaType")
     if not isinstance(media_type, str) or not media_type.startswith(BUNDLE_TYPE_PREFIX):
         raise ValueError(f"mediaType is not {BUNDLE_TYPE_PREFIX}.*")
@@ -86,7 +89,7 @@ def read_bundle_file(path: Path, what: str = "--bundle") -> BundleContents:
     data = read_input_file(path, what, limit=MAX_BUNDLE_FILE)
     try:
         return parse_bundle(data)
-    except (ValueError, RecursionError) as err:
+    except ValueError as err:
         raise VerificationError(
             f"{what} {path}: not a Sigstore bundle of an attestation ({err}); give the file "
             "attest --bundle or cosign attest-blob --bundle wrote"

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from attest_step.errors import AttestStepError, UsageError
-from attest_step.fileio import write_atomically
+from attest_step.fileio import write_atomically, write_output_file
 from attest_step.tlog.options import TlogOptions
 from attest_step.tlog.spool import (
     SUFFIX,
@@ -119,15 +119,7 @@ def write_bundle(
     from attest_step.oci.keyhint import public_key_hint  # noqa: PLC0415
 
     data = bundle_bytes(envelope, public_key_hint(public_key_pem), entries)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data, prefix=f".{path.name}.")
-    except UsageError as err:
-        raise UsageError(f"--bundle {err}") from None
-    except OSError as err:
-        raise AttestStepError(
-            f"--bundle {path}: cannot write it ({err.strerror or err}); check the directory"
-        ) from err
+    write_output_file(path, data, "--bundle", make_parents=True)
 
 
 def log_file_envelope(
