@@ -22,6 +22,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.netns, pytest.mark.registry, pytest.m
 
 TESTS = CATALOG / "task" / "kaniko-chains" / "0.1" / "tests"
 ATTEST_STEP = str(Path(sys.executable).parent / "attest-step")
-KIND_REGISTRY = "registry.local:5000"  # rewritten to the test registry by the executor
 TRUST = "rekor-trust"  # the ConfigMap with cosign.pub and trusted_root.json
 SOURCE = "https://example.invalid/app.git"  # recorded by the build, required by the gate
 
@@ -53,8 +53,9 @@ def make_executor(tmp_path: Path, registry: LocalRegistry, rekor: LocalRekor) ->
     return ex
 
 
-def build(ex: Executor, name: str, **params: str) -> RunOutcome:
-    """A kaniko-chains TaskRun of a one-file image (its content differs by ``name``)."""
+def build(ex: Executor, repository: str, name: str, **params: str) -> RunOutcome:
+    """A kaniko-chains TaskRun of a one-file image (its content differs by ``name``) pushed
+    to ``repository`` with tag 0.1."""
     source = ex.cluster.claim_dir(f"source-{name}")
     (source / "hello.txt").write_text(f"hello from {name}\n")
     (source / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
@@ -66,7 +67,7 @@ def build(ex: Executor, name: str, **params: str) -> RunOutcome:
             "taskRef": {"name": "kaniko-chains"},
             "serviceAccountName": "attest-step-builder",
             "params": [
-                {"name": "IMAGE", "value": f"{KIND_REGISTRY}/rekor-catalog/{name}:0.1"},
+                {"name": "IMAGE", "value": f"{repository}:0.1"},
                 {"name": "EXTRA_ARGS", "value": ["--insecure", "--skip-tls-verify"]},
                 {"name": "ALLOW_INSECURE_REGISTRY", "value": "true"},
                 {"name": "CHAINS-GIT_URL", "value": SOURCE},
@@ -148,7 +149,7 @@ def test_a_logged_build_passes_cosign_and_the_gate_with_a_trusted_root(
     rekor: LocalRekor,
 ) -> None:
     ex = make_executor(tmp_path, registry, rekor)
-    image = image_of(build(ex, "logged", REKOR_URL=rekor.url))
+    image = image_of(build(ex, registry.repo("rekor-logged"), "logged", REKOR_URL=rekor.url))
     assert rekor.tree_size() == 2  # the image signature and the attestation
     assert recorded_params(image, tmp_path)["REKOR_URL"] == rekor.url
     for verb in ("verify", "verify-attestation"):
@@ -169,7 +170,7 @@ def test_an_unlogged_build_is_refused_with_a_trusted_root_only(
     rekor: LocalRekor,
 ) -> None:
     ex = make_executor(tmp_path, registry, rekor)
-    image = image_of(build(ex, "unlogged"))
+    image = image_of(build(ex, registry.repo("rekor-unlogged"), "unlogged"))
     assert rekor.tree_size() == 0
     assert recorded_params(image, tmp_path)["REKOR_URL"] == ""
     for verb in ("verify", "verify-attestation"):
@@ -195,7 +196,7 @@ def test_a_trusted_root_missing_from_the_workspace_fails_closed(
     rekor: LocalRekor,
 ) -> None:
     ex = make_executor(tmp_path, registry, rekor)
-    image = image_of(build(ex, "no-root-file", REKOR_URL=rekor.url))
+    image = image_of(build(ex, registry.repo("rekor-no-root"), "no-root-file", REKOR_URL=rekor.url))
     outcome = gate(ex, "no-root-file", image, TRUSTED_ROOT="other_root.json")
     assert not outcome.succeeded
     assert outcome.result("VERIFIED") == "false"
@@ -212,12 +213,31 @@ def test_with_the_log_down_the_build_fails_instead_of_storing_unlogged_output(
 ) -> None:
     ex = make_executor(tmp_path, registry, rekor)
     rekor.stop()
-    outcome = build(ex, "log-down", REKOR_URL=rekor.url)
+    repository = registry.repo("rekor-log-down")
+    outcome = build(ex, repository, "log-down", REKOR_URL=rekor.url)
     assert not outcome.succeeded
     log = step_log(outcome, "attest")
     assert "gave up after 4 attempt(s)" in log, outcome.logs
     steps = {s["name"]: s for s in outcome.obj["status"]["steps"]}
     assert steps["attest"]["terminated"]["exitCode"] == 75
+    # kaniko pushed the image; no signature or attestation was stored for it
+    path = repository.split("/", 1)[1]
+    request = urllib.request.Request(
+        f"{registry.url}/v2/{path}/manifests/0.1",
+        method="HEAD",
+        headers={"Accept": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        image = f"{repository}@{answer.headers['Docker-Content-Digest']}"
+    with urllib.request.urlopen(f"{registry.url}/v2/{path}/tags/list", timeout=30) as tags:
+        assert json.load(tags)["tags"] == ["0.1"]  # no .sig/.att tag, no referrers fallback tag
+    for verb in ("verify", "verify-attestation"):
+        proc = subprocess.run(
+            [ATTEST_STEP, verb, "--key", str(tmp_path / "cosign.pub"),
+             "--allow-insecure-registry", image],
+            capture_output=True, text=True, check=False, timeout=120,
+        )  # fmt: skip
+        assert proc.returncode != 0, f"{verb}: {proc.stdout}"
 
 
 def test_the_stepaction_refuses_a_log_for_output_that_goes_to_no_registry(
