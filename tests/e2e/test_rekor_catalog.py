@@ -13,7 +13,8 @@ LOCAL STAND-IN (tests/e2e/executor/kaniko_standin.py).
 - kaniko-chains without REKOR_URL: cosign with the trusted root refuses, verify-provenance
   with TRUSTED_ROOT refuses (VERIFIED "false"), and without TRUSTED_ROOT it passes as before;
 - the log down: the build's attest step fails (exit 75) instead of storing unlogged output;
-- the StepAction refuses a REKOR_URL for output that goes to no registry.
+- the StepAction passes TLOG_TIMEOUT on, and refuses a REKOR_URL for output that goes to no
+  registry and a TLOG_TIMEOUT without a log.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import pytest
 from tests.e2e.executor import Executor, RunOutcome
 from tests.e2e.executor.catalog import CATALOG, executor_for
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
+from tests.fixtures.oci_image import push_image
 from tests.fixtures.registry import LocalRegistry
 from tests.fixtures.rekor import LocalRekor
 from tests.fixtures.tools import cosign_v3, require_tool
@@ -240,20 +242,15 @@ def test_with_the_log_down_the_build_fails_instead_of_storing_unlogged_output(
         assert proc.returncode != 0, f"{verb}: {proc.stdout}"
 
 
-def test_the_stepaction_refuses_a_log_for_output_that_goes_to_no_registry(
-    built: None,  # noqa: F811
-    tmp_path: Path,
-    registry: LocalRegistry,
-    rekor: LocalRekor,
-) -> None:
-    """UPLOAD "false" (a file only): the CLI would log nothing, so the step says so."""
-    ex = make_executor(tmp_path, registry, rekor)
-    work = ex.cluster.claim_dir("stepaction-work")
+def run_stepaction(ex: Executor, name: str, params: dict[str, str]) -> tuple[RunOutcome, Path]:
+    """A Task of one step, the attest StepAction with ``params``, over a workspace holding
+    out.txt; the run's outcome and that workspace."""
+    work = ex.cluster.claim_dir(f"work-{name}")
     (work / "out.txt").write_text("an output\n")
     taskrun = {
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",
-        "metadata": {"name": "attest-file-with-log"},
+        "metadata": {"name": f"attest-{name}"},
         "spec": {
             "serviceAccountName": "attest-step-builder",
             "taskSpec": {
@@ -268,21 +265,62 @@ def test_the_stepaction_refuses_a_log_for_output_that_goes_to_no_registry(
                         "ref": {"name": "attest"},
                         "params": [
                             {"name": "WORKING_DIR", "value": "$(workspaces.work.path)"},
-                            {"name": "SUBJECT_PATHS", "value": "out.txt"},
-                            {"name": "UPLOAD", "value": "false"},
                             {"name": "OUTPUT_FILE", "value": "out.dsse.json"},
-                            {"name": "REKOR_URL", "value": rekor.url},
+                            {"name": "ALLOW_INSECURE_REGISTRY", "value": "true"},
+                            *({"name": k, "value": v} for k, v in params.items()),
                         ],
                     }
                 ],
             },
             "workspaces": [
-                {"name": "work", "persistentVolumeClaim": {"claimName": "stepaction-work"}}
+                {"name": "work", "persistentVolumeClaim": {"claimName": f"work-{name}"}}
             ],
         },
     }
-    outcome = ex.run(taskrun)
+    return ex.run(taskrun), work
+
+
+def test_tlog_timeout_reaches_the_cli(
+    built: None,  # noqa: F811
+    tmp_path: Path,
+    registry: LocalRegistry,
+    rekor: LocalRekor,
+) -> None:
+    """TLOG_TIMEOUT becomes --tlog-timeout: the error names that deadline."""
+    ex = make_executor(tmp_path, registry, rekor)
+    pushed = push_image(registry.repo("rekor-stepaction"))
+    rekor.stop()
+    params = {"IMAGE_URL": pushed.repository, "IMAGE_DIGEST": pushed.digest}
+    outcome, _ = run_stepaction(
+        ex, "timeout", {**params, "REKOR_URL": rekor.url, "TLOG_TIMEOUT": "2"}
+    )
     assert not outcome.succeeded
-    assert "REKOR_URL is set but nothing is stored in a registry" in step_log(outcome, "attest")
+    assert "(deadline 2s)" in step_log(outcome, "attest"), outcome.logs
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "refusal"),
+    [
+        # UPLOAD "false" (a file only): the CLI would log nothing, so the step says so
+        ("file-only", {"SUBJECT_PATHS": "out.txt", "UPLOAD": "false", "REKOR_URL": "LOG"},
+         "REKOR_URL is set but nothing is stored in a registry"),
+        ("timeout-alone", {"SUBJECT_PATHS": "out.txt", "UPLOAD": "false", "TLOG_TIMEOUT": "5"},
+         "TLOG_TIMEOUT is set but REKOR_URL is empty"),
+    ],
+)  # fmt: skip
+def test_the_stepaction_refuses_log_params_it_would_not_use(
+    built: None,  # noqa: F811
+    tmp_path: Path,
+    registry: LocalRegistry,
+    rekor: LocalRekor,
+    name: str,
+    params: dict[str, str],
+    refusal: str,
+) -> None:
+    ex = make_executor(tmp_path, registry, rekor)
+    given = {k: rekor.url if v == "LOG" else v for k, v in params.items()}
+    outcome, work = run_stepaction(ex, name, given)
+    assert not outcome.succeeded
+    assert refusal in step_log(outcome, "attest"), outcome.logs
     assert not (work / "out.dsse.json").exists()
     assert rekor.tree_size() == 0
