@@ -10,6 +10,7 @@ LOCAL STAND-IN (tests/e2e/executor/kaniko_standin.py).
   the Task's REKOR_URL is an externalParameter, real cosign v3 ``verify`` and
   ``verify-attestation --trusted-root`` accept the stored bundles, and verify-provenance with
   TRUSTED_ROOT passes;
+- TRUSTED_ROOT naming no file of the workspace, or given with an envelope file: refused;
 - kaniko-chains without REKOR_URL: cosign with the trusted root refuses, verify-provenance
   with TRUSTED_ROOT refuses (VERIFIED "false"), and without TRUSTED_ROOT it passes as before;
 - the log down: the build's attest step fails (exit 75) instead of storing unlogged output;
@@ -191,7 +192,7 @@ def test_an_unlogged_build_is_refused_with_a_trusted_root_only(
     assert before.result("REASON") == f"verified {image}"
 
 
-def test_a_trusted_root_missing_from_the_workspace_fails_closed(
+def test_a_trusted_root_missing_or_for_an_envelope_file_fails_closed(
     built: None,  # noqa: F811
     tmp_path: Path,
     registry: LocalRegistry,
@@ -204,6 +205,30 @@ def test_a_trusted_root_missing_from_the_workspace_fails_closed(
     assert outcome.result("VERIFIED") == "false"
     assert outcome.result("REASON") == (
         "TRUSTED_ROOT: no file other_root.json in the public-key workspace"
+    )
+    # an envelope file carries no entry: TRUSTED_ROOT with ENVELOPE_PATH cannot pass
+    require_tool("opa")
+    envelope_mode = ex.run(
+        {
+            "apiVersion": "tekton.dev/v1",
+            "kind": "TaskRun",
+            "metadata": {"name": "verify-provenance-envelope-root"},
+            "spec": {
+                "taskRef": {"name": "verify-provenance"},
+                "serviceAccountName": "attest-step-builder",
+                "params": [
+                    {"name": "ENVELOPE_PATH", "value": ".attest/provenance.dsse.json"},
+                    {"name": "ALLOWED_SOURCE_REPOS", "value": SOURCE},
+                    {"name": "TRUSTED_ROOT", "value": "trusted_root.json"},
+                ],
+                "workspaces": [{"name": "public-key", "configMap": {"name": TRUST}}],
+            },
+        }
+    )
+    assert not envelope_mode.succeeded
+    assert envelope_mode.result("VERIFIED") == "false"
+    assert "a DSSE envelope file carries no transparency log entry" in envelope_mode.result(
+        "REASON"
     )
 
 
