@@ -18,10 +18,18 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.keys import PemKey
+from tests.fixtures.keys import KeyPair, PemKey
 from tests.fixtures.rekor import LocalRekor
 from tests.fixtures.tools import cosign_v3
-from tests.integration.test_rekor import CLI, TAMPERINGS, _fill_log, _tamper, passed, run
+from tests.integration.test_rekor import (
+    CLI,
+    PREDICATE,
+    TAMPERINGS,
+    _fill_log,
+    _tamper,
+    passed,
+    run,
+)
 
 pytestmark = [pytest.mark.cosign]
 
@@ -213,3 +221,31 @@ def test_with_the_log_down_the_envelope_is_on_disk_and_push_logs_it_once(
     assert "logged at log index 0: file-attestation -> bundle" in out
     assert rekor.tree_size() == 1
     passed(verify_file(key, artifact, root, "--bundle", str(bundle)))
+
+
+def test_cosign_attest_blob_bundles_verify_here(
+    rekor: LocalRekor, real_cosign_key_pair: KeyPair, tmp_path: Path
+) -> None:
+    """The reverse: cosign v3 ``attest-blob --bundle`` logs to the same local log (a
+    SigningConfig naming it) and ``verify-attestation --bundle`` accepts its bundle."""
+    keys = real_cosign_key_pair
+    artifact = _artifact(tmp_path)
+    root = rekor.trusted_root(tmp_path / "trusted_root.json")
+    config = rekor.signing_config(tmp_path / "signing_config.json")
+    predicate = tmp_path / "predicate.json"
+    predicate.write_text(json.dumps(PREDICATE))
+    bundle = tmp_path / "cosign.sigstore.json"
+    proc = subprocess.run(
+        [str(cosign_v3()), "attest-blob", "--key", str(keys.key), "--type", "slsaprovenance1",
+         "--predicate", str(predicate), "--bundle", str(bundle), "--signing-config",
+         str(config), "--trusted-root", str(root), "-y", str(artifact)],
+        env={**keys.env(), "SIGSTORE_NO_CACHE": "1", "TUF_ROOT": str(tmp_path / "tuf")},
+        capture_output=True, text=True, timeout=120, check=False, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr[-1500:]
+    assert rekor.tree_size() == 1
+    result = run(
+        [*CLI, "verify-attestation", "--key", str(keys.pub), "--trusted-root", str(root),
+         "--subject-path", str(artifact), "--output", "json", "--bundle", str(bundle)]
+    )  # fmt: skip
+    assert json.loads(passed(result))["tlog"]["log"] == rekor.url
