@@ -157,7 +157,11 @@ def _log_file(
     output_file, bundle = paths
     if not tlog.enabled:
         filelog.write_bundle(bundle, json.loads(envelope_bytes), public_pem, [])
-        return {"kind": "file-attestation", "bundle": str(bundle), "status": "not logged"}
+        return {
+            "kind": "file-attestation",
+            "bundle": str(bundle.absolute()),
+            "status": "not logged",
+        }
     what = f"signed attestation (on disk in {output_file})"
     with spool_then_push(spool_dir, what) as directory:
         sidecar = filelog.spool_file_envelope(

@@ -52,7 +52,7 @@ def spool_file_envelope(
 ) -> Path:
     """Record, before any network, that ``envelope`` goes to the log at ``rekor_url`` and
     its bundle to ``bundle``; return the sidecar. An entry kept from an earlier run of the
-    same envelope is kept."""
+    same envelope, key and log is kept."""
     check_signer_key(public_key_pem)
     stem = _stem(envelope)
     sidecar = directory / (stem + SUFFIX)
@@ -71,8 +71,8 @@ def spool_file_envelope(
         "bundle": str(bundle.absolute()),
     }
     existing = read_sidecar(sidecar)
-    if existing is not None and existing.get("publicKey") == doc["publicKey"]:
-        doc["entry"] = existing.get("entry")
+    if existing is not None and all(existing.get(k) == doc[k] for k in ("publicKey", "rekorUrl")):
+        doc["entry"] = existing.get("entry")  # logged there already: never twice
     write_sidecar(sidecar, {k: v for k, v in doc.items() if v is not None})
     return sidecar
 
