@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install what the tests need, idempotently:
 #  - Debian packages (when missing): docker-registry, shellcheck, yamllint, softhsm2, iproute2,
+#    strace (delays forks to test attest-step run under a loaded machine's schedules),
 #    gnupg (test keys for OpenPGP simple signing; skopeo and podman verify with it through gpgme),
 #    and for the step image mmdebstrap, umoci, podman, runc, python3-pip (the host's Debian pip);
 #    gcc and libssl-dev for make bench's C anchor
@@ -32,6 +33,7 @@ command -v softhsm2-util >/dev/null 2>&1 || apt_packages+=(softhsm2)
 command -v pkcs11-tool >/dev/null 2>&1 || apt_packages+=(opensc)
 command -v ip >/dev/null 2>&1 || apt_packages+=(iproute2)
 command -v unshare >/dev/null 2>&1 || apt_packages+=(util-linux)
+command -v strace >/dev/null 2>&1 || apt_packages+=(strace)
 # the step image (make image) and its container tests
 command -v mmdebstrap >/dev/null 2>&1 || apt_packages+=(mmdebstrap)
 command -v umoci >/dev/null 2>&1 || apt_packages+=(umoci)

@@ -13,6 +13,10 @@ starts. Those open files pin the namespace, so P re-reads them after the whole t
 when C3 exits, C2 SIGKILLs every other process of the PID namespace, reaps them and exits;
 when PID 1 of a PID namespace exits the kernel kills whatever is left there.
 
+C1, C2 and C3 report to P through one pipe of JSON lines (``messages``): one writer at a
+time, and P finds each message by its key, never by its position. The command's own standard
+input, output and error are P's, inherited unchanged.
+
 The evidence (``--evidence-dir``) is out of the command's reach:
 
 - P opens the evidence volume (a mount point) before the fork and writes the record through
@@ -36,7 +40,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
-import json
 import os
 import signal
 import stat
@@ -48,6 +51,7 @@ from typing import Any, BinaryIO
 
 from attest_step.errors import AttestStepError
 from attest_step.hermetic import evidence, procnet, shield
+from attest_step.hermetic.messages import Messages, send
 from attest_step.hermetic.volume import EvidenceVolume
 
 CLONE_NEWNS = 0x00020000
@@ -57,6 +61,10 @@ CLONE_NEWNET = 0x40000000
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 _FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+# Python ignores these at start-up, and an ignored signal stays ignored across exec: the
+# command gets them back at their default, as subprocess's restore_signals does, so that a
+# command writing to a closed pipe ends as it would outside (``yes | head -1``).
+_RESTORED = (signal.SIGPIPE, signal.SIGXFSZ)
 _MAX_ID = 4294967295
 
 
@@ -91,10 +99,6 @@ def _unshare(flags: int) -> None:
 
 def _prctl(option: int, value: int) -> None:
     _libc().prctl(option, value, 0, 0, 0)
-
-
-def _send(fd: int, message: dict[str, Any]) -> None:
-    os.write(fd, (json.dumps(message) + "\n").encode())
 
 
 def _proc_pid() -> int:
@@ -184,11 +188,11 @@ def _init(argv: list[str], network: str, ctl: int, out: int, hide: Hide | None) 
         try:
             procnet.bring_loopback_up()
         except OSError as err:
-            _send(out, {"error": "loopback", "errno": _errno(err)})
+            send(out, {"error": "loopback", "errno": _errno(err)})
             return 125
     info, problem = _shield(hide)
     if problem is not None:
-        _send(out, {"error": "shield", "errno": problem})
+        send(out, {"error": "shield", "errno": problem})
         return 125
     inside = evidence.view(
         observer="attest-step run init (inside, PID 1)",
@@ -199,7 +203,7 @@ def _init(argv: list[str], network: str, ctl: int, out: int, hide: Hide | None) 
         ipv6_route=_read_optional("/proc/self/net/ipv6_route"),
         with_flags=True,
     )
-    _send(out, {"inside": inside, "shield": info, "procPid": proc_pid})
+    send(out, {"inside": inside, "shield": info, "procPid": proc_pid})
     if os.read(ctl, 1) != b"g":
         return 125
     _prctl(PR_SET_DUMPABLE, 0)
@@ -225,7 +229,7 @@ def _init(argv: list[str], network: str, ctl: int, out: int, hide: Hide | None) 
     try:
         _write_maps(int(ready[1:]), nested=True)
     except OSError as err:
-        _send(out, {"error": "nested-maps", "errno": _errno(err)})
+        send(out, {"error": "nested-maps", "errno": _errno(err)})
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         return 125
@@ -251,7 +255,7 @@ def _init(argv: list[str], network: str, ctl: int, out: int, hide: Hide | None) 
     done: dict[str, Any] = {"exitCode": _exit_code(status), "leftoverProcessesKilled": leftovers}
     if os.WIFSIGNALED(status):
         done["signal"] = signal.Signals(os.WTERMSIG(status)).name
-    _send(out, {"done": done})
+    send(out, {"done": done})
     return _exit_code(status)
 
 
@@ -262,7 +266,7 @@ def _command(argv: list[str], go: int, ready: int, out: int, landlock: int) -> i
     try:
         _unshare(CLONE_NEWUSER | CLONE_NEWNS)
     except OSError as err:
-        _send(out, {"error": "nested-unshare", "errno": _errno(err)})
+        send(out, {"error": "nested-unshare", "errno": _errno(err)})
         return 125
     os.write(ready, b"u" + os.readlink("/proc/self").encode())
     if os.read(go, 1) != b"x":
@@ -273,15 +277,15 @@ def _command(argv: list[str], go: int, ready: int, out: int, landlock: int) -> i
         try:
             shield.landlock_restrict(landlock)
         except OSError as err:
-            _send(out, {"error": "landlock", "errno": str(err)})
+            send(out, {"error": "landlock", "errno": str(err)})
             return 125
     shield.mark_fds_cloexec(3)
-    for signum in _FORWARDED:
+    for signum in _FORWARDED + _RESTORED:
         signal.signal(signum, signal.SIG_DFL)
     try:
         os.execvp(argv[0], argv)  # noqa: S606 - runs the user's build command
     except OSError as err:
-        _send(out, {"execError": _errno(err), "argv0": argv[0]})
+        send(out, {"execError": _errno(err), "argv0": argv[0]})
         return 127 if err.errno == errno.ENOENT else 126
 
 
@@ -305,9 +309,9 @@ def _child(
     try:
         _unshare(flags)
     except OSError as err:
-        _send(out, {"error": "unshare", "errno": _errno(err)})
+        send(out, {"error": "unshare", "errno": _errno(err)})
         return 125
-    _send(out, {"unshared": True, "procPid": _proc_pid()})
+    send(out, {"unshared": True, "procPid": _proc_pid()})
     if os.read(ctl, 1) != b"m":
         return 125
     init = os.fork()
@@ -317,8 +321,8 @@ def _child(
             code = _init(argv, network, ctl, out, hide)
         finally:
             os._exit(code)
+    # Nothing more to say: the init writes to the same pipe from now on (messages.py).
     _prctl(PR_SET_DUMPABLE, 0)
-    _send(out, {"initPid": init})
     _, status = os.waitpid(init, 0)
     return _exit_code(status)
 
@@ -349,33 +353,6 @@ def _write_maps(pid: int, *, nested: bool = False) -> None:
     for name, text in (("setgroups", setgroups), ("uid_map", uid_map), ("gid_map", gid_map)):
         with open(f"/proc/{pid}/{name}", "w") as handle:
             handle.write(text)
-
-
-class _Messages:
-    """Newline-delimited JSON from the children."""
-
-    def __init__(self, stream: BinaryIO) -> None:
-        self.stream = stream
-        self.seen: list[dict[str, Any]] = []
-
-    def next(self) -> dict[str, Any]:
-        line = self.stream.readline(1 << 20)
-        if not line:
-            return {}
-        try:
-            message = json.loads(line)
-        except json.JSONDecodeError:
-            return {"error": "garbled message from the isolated child"}
-        if not isinstance(message, dict):
-            return {"error": "garbled message from the isolated child"}
-        self.seen.append(message)
-        return message
-
-    def rest(self) -> list[dict[str, Any]]:
-        out = []
-        while message := self.next():
-            out.append(message)
-        return out
 
 
 class _Pinned:
@@ -472,10 +449,10 @@ def run(
             os._exit(code)
     os.close(ctl_r)
     os.close(out_w)
-    messages = _Messages(os.fdopen(out_r, "rb"))
+    messages = Messages(os.fdopen(out_r, "rb"))
     pinned: _Pinned | None = None
     try:
-        first = messages.next()
+        first = messages.until("unshared")
         if "unshared" not in first:
             raise _fail(
                 f"run: cannot create user/mount/PID/network namespaces "
@@ -499,8 +476,7 @@ def run(
         # From here on nobody needs to open this process's /proc files: keep the command out.
         _prctl(PR_SET_DUMPABLE, 0)
         os.write(ctl_w, b"m")
-        messages.next()  # initPid: numbered in C1's PID namespace, not /proc's
-        inside = messages.next()
+        inside = messages.until("inside")
         init_pid = inside.get("procPid")
         if not isinstance(init_pid, int) or "inside" not in inside:
             raise _fail(
@@ -519,7 +495,7 @@ def run(
     finally:
         if ctl_w >= 0:
             os.close(ctl_w)
-        messages.stream.close()
+        messages.close()
         if pinned is not None:
             pinned.close()
     exit_code = _exit_code(status)
