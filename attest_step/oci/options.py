@@ -157,3 +157,10 @@ _OPTIONS = [
 
 registry_options = option_group("registry", RegistryOptions, RegistryOptions._fields, _OPTIONS)
 """Add the shared registry flags; the command receives ``registry: RegistryOptions``."""
+
+_TRANSFER_FIELDS = ("allow_insecure_registry", "ca_cert", "timeout_seconds", "max_blob_bytes")
+transfer_options = option_group(
+    "registry", RegistryOptions, _TRANSFER_FIELDS, _OPTIONS[: len(_TRANSFER_FIELDS)]
+)
+"""The registry flags of a verb that moves images, not signatures (``copy``): no
+``--registry-layout`` or ``--oci-layout``; the command receives ``registry``."""
