@@ -164,3 +164,7 @@ transfer_options = option_group(
 )
 """The registry flags of a verb that moves images, not signatures (``copy``): no
 ``--registry-layout`` or ``--oci-layout``; the command receives ``registry``."""
+
+max_blob_size_option = _OPTIONS[3]
+"""``--max-blob-size`` alone (the command receives ``max_blob_bytes``), for a verb that
+reads and writes only OCI layouts (``append``)."""

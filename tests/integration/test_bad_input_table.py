@@ -339,6 +339,13 @@ BAD_INPUTS: list[BadInput] = [
              "not a valid image name"),
     BadInput("copy", "layout tag with a space", lambda c: ["--from-oci-layout", "out:a b", "x/y"],
              2, "is not a tag"),
+    # append (OCI layouts only)
+    BadInput("append", "base that is no layout",
+             lambda c: ["--base", str(c.directory("nolayout")), "--to-oci-layout", "img",
+                        str(c.directory("out"))], 2, "not an OCI image layout"),
+    BadInput("append", "missing base directory",
+             lambda c: ["--base", "b", "--to-oci-layout", "img", "--prefix", "../x", "out"], 2,
+             "not an OCI image layout"),
     BadInput("probe", "--connect without port", lambda c: ["--connect", "nohost"], 2,
              "expected HOST:PORT"),
     BadInput("probe", "--timeout 0", lambda c: ["--timeout", "0"], 2, "--timeout"),
