@@ -5,8 +5,9 @@ through the :class:`~attest_step.oci.store.Store` interface.
 What :func:`copy_image` guarantees:
 
 - every blob is read from the source and checked against its descriptor's digest and size
-  (the stores do both while reading, refusing more than ``--max-blob-size``) before the
-  first byte is written: a corrupt or incomplete source changes nothing at the target;
+  (the stores do both while reading, refusing more than ``--max-blob-size``) before it is
+  written; from an OCI layout every blob is checked before the first one is written, so a
+  corrupt or incomplete layout sends nothing (a registry source is not read twice);
 - blobs the target already has are not sent again (the registry is asked first for blobs
   over 16 KiB; a layout looks at its files);
 - the manifest is written last, byte for byte, so a tag never names an image whose blobs
@@ -111,10 +112,13 @@ def copy_image(source: Store, reference: str, target: Store, target_ref: str | N
     for desc in [parsed.config, *parsed.layers]:
         if desc.digest not in (d.digest for d in wanted):
             wanted.append(desc)
-    # Pass 1: every blob is read and checked before anything is written.
-    for desc in wanted:
-        source.get_blob(desc.digest, size=desc.size)
-    # Pass 2: upload (each read again and checked again: the source may have changed).
+    if source.kind == "oci-layout":
+        # Local and cheap to read twice: every blob is checked before anything is written,
+        # so a corrupt layout sends nothing at all.
+        for desc in wanted:
+            source.get_blob(desc.digest, size=desc.size)
+    # Each blob is checked as it is read (again, for a layout: it may have changed), and
+    # the manifest goes last, so a failure leaves at most unreferenced blobs behind.
     for desc in wanted:
         target.put_blob(source.get_blob(desc.digest, size=desc.size))
     digest = target.put_manifest(target_ref, manifest.data, manifest.media_type)

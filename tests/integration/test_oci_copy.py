@@ -17,7 +17,7 @@ from attest_step.oci.layout_store import LayoutStore
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.registry import RegistryClient
 from attest_step.oci.retry import Deadline
-from tests.fixtures.hostile_http import ATTEST_STEP
+from tests.fixtures.hostile_http import ATTEST_STEP, TamperingProxy
 from tests.fixtures.oci_image import OciImage, build_image, push_image, sha256_digest
 from tests.fixtures.registry import LocalRegistry
 from tests.fixtures.tools import require_tool
@@ -25,6 +25,7 @@ from tests.fixtures.tools import require_tool
 pytestmark = pytest.mark.registry
 
 USER, PASSWORD = "pusher", "copy-s3cret"
+INSECURE = "--allow-insecure-registry"
 
 
 def _run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -287,3 +288,44 @@ def test_credentials_come_from_the_docker_config(
     assert proc.stdout == f"{repo}@{image.digest}\n"
     assert PASSWORD not in proc.stderr
     assert sha256_digest(image.manifest) == image.digest
+
+
+def test_blobs_the_registry_has_are_not_sent_again_and_a_bad_layout_sends_nothing(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """Every request, through a recording proxy in front of the real registry."""
+    seen: list[str] = []
+
+    def record(method: str, path: str, status: int, body: bytes) -> bytes:
+        seen.append(f"{method} {path.split('?', maxsplit=1)[0]}")
+        return body
+
+    proxy = TamperingProxy(registry.host, record)
+    try:
+        image = build_image({"big.bin": os.urandom(64 << 10)}, label="skip")
+        layer = json.loads(image.manifest)["layers"][0]["digest"]
+        layout = _layout(tmp_path / "out", image)
+        repo = f"{proxy.host}/{registry.repo('skip').partition('/')[2]}"
+        uploads = []
+        for tag in ("v1", "v2"):
+            seen.clear()
+            proc = _run("--from-oci-layout", f"{layout}:app", f"{repo}:{tag}", INSECURE)
+            assert proc.returncode == 0, proc.stderr
+            uploads.append(len([s for s in seen if s.startswith("POST ")]))
+        # The second copy asked about the 64 KiB layer (HEAD) and did not send it again;
+        # the small config is sent without asking (a HEAD would cost the same round trip).
+        assert any(s.startswith("HEAD ") and s.endswith(layer) for s in seen), seen
+        assert uploads == [2, 1], seen
+        assert [s for s in seen if s.startswith("PUT ")] == [
+            f"PUT /v2/{repo.partition('/')[2]}/manifests/v2"
+        ], seen
+
+        path = layout / "blobs" / "sha256" / layer.split(":")[1]
+        data = path.read_bytes()
+        path.write_bytes(data[:-1] + bytes([data[-1] ^ 1]))
+        seen.clear()
+        proc = _run("--from-oci-layout", f"{layout}:app", f"{repo}:v3", INSECURE)
+        assert proc.returncode == 2
+        assert seen == []
+    finally:
+        proxy.stop()
