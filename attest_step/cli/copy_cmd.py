@@ -85,7 +85,8 @@ def copy_command(
     Every blob is checked against its digest and size before it is written (from a
     layout: all of them before the first upload), blobs over 16 KiB the destination has
     are not sent again, and the manifest goes last: a failed copy never leaves a tag on
-    an incomplete image. Blobs are held in memory one at a time (--max-blob-size). Prints REGISTRY/REPO@sha256:HEX. Only single
+    an incomplete image. Blobs are held in memory one at a time
+    (--max-blob-size). Prints REGISTRY/REPO@sha256:HEX. Only single
     image manifests are copied (an index is refused). Credentials come from the docker
     config (DOCKER_CONFIG); exit 2 on bad input or a refusal, 75 when the registry gave
     no answer in --timeout (retry later).
