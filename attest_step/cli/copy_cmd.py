@@ -106,7 +106,7 @@ def copy_command(
     remote = RegistryStore(client, image.repository)
     if from_layout:
         reference = place.reference or layout.only_image()
-        copied = copy_image(layout, reference, remote, image.tag or digest)
+        copied = copy_image(layout, reference, remote, image.tag or digest, expected=digest)
     else:
         tag = place.reference or image.tag or "latest"
         with layout.locked():

@@ -96,17 +96,25 @@ def _image_manifest(store: Store, reference: str) -> Manifest:
     return found
 
 
-def copy_image(source: Store, reference: str, target: Store, target_ref: str | None) -> Copied:
+def copy_image(
+    source: Store,
+    reference: str,
+    target: Store,
+    target_ref: str | None,
+    *,
+    expected: str | None = None,
+) -> Copied:
     """Copy the image at ``reference`` (tag or digest) of ``source`` to ``target``, at the
-    tag ``target_ref`` or, when it is a digest or None, by digest only (a digest given must
-    be the manifest's)."""
+    tag ``target_ref`` or, when it is a digest or None, by digest only. A digest given as
+    ``target_ref`` or ``expected`` must be the manifest's (checked before any write)."""
     manifest = _image_manifest(source, reference)
     target_ref = target_ref or manifest.digest
-    if ":" in target_ref and target_ref != manifest.digest:
-        raise UsageError(
-            f"{target.location(target_ref)}: the image copied has digest {manifest.digest}; "
-            "give a tag or that digest"
-        )
+    for wanted_digest in (target_ref if ":" in target_ref else None, expected):
+        if wanted_digest is not None and wanted_digest != manifest.digest:
+            raise UsageError(
+                f"{target.location(target_ref)}: the image copied has digest "
+                f"{manifest.digest}, not {wanted_digest}; give a tag or that digest"
+            )
     parsed = manifest.manifest()
     wanted: list[Descriptor] = []
     for desc in [parsed.config, *parsed.layers]:

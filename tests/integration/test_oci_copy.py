@@ -205,6 +205,7 @@ def test_an_index_is_refused_in_one_line(registry: LocalRegistry, tmp_path: Path
         (["--from-oci-layout", "{layout}@sha256:zz", "{repo}:v1"], "not a digest"),
         (["--from-oci-layout", "{tmp}/nowhere:app", "{repo}:v1"], "not an OCI image layout"),
         (["--from-oci-layout", "{layout}", "{repo}@sha256:" + "ab" * 32], "has digest"),
+        (["--from-oci-layout", "{layout}", "{repo}:v1@sha256:" + "ab" * 32], "has digest"),
         (["{layout}:app", "{repo}:v1"], "exactly one of"),
         (["--from-oci-layout", "{layout}:app", "127.0.0.1:99999/x:v1"], "not a TCP port"),
     ],
