@@ -35,7 +35,7 @@ import stat
 import sys
 from typing import TYPE_CHECKING, BinaryIO
 
-from attest_step.errors import UsageError
+from attest_step.errors import AttestStepError, UsageError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -183,6 +183,20 @@ def write_atomically(path: Path, data: bytes, *, prefix: str = ".tmp-") -> None:
             f"{path}: {describe(mode)}, not a regular file, a character device or a pipe; "
             "choose a file path"
         )
+
+
+def write_output_file(path: Path, data: bytes, flag: str, *, make_parents: bool = False) -> None:
+    """Write ``data`` to the file a flag names, atomically; one-line errors naming the flag."""
+    try:
+        if make_parents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomically(path, data, prefix=f".{path.name}.")
+    except UsageError as err:
+        raise UsageError(f"{flag} {err}") from None
+    except OSError as err:
+        raise AttestStepError(
+            f"{flag} {path}: cannot write it ({err.strerror or err}); check the directory"
+        ) from err
 
 
 def check_replaceable(path: Path, what: str) -> None:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import click
 
-from attest_step.cli.common import emit_json, write_output_file
+from attest_step.cli.common import emit_json
 from attest_step.cli.options import output_option
 from attest_step.errors import UsageError
+from attest_step.fileio import write_output_file
 from attest_step.oci.copy import parse_layout_ref
 from attest_step.oci.options import max_blob_size_option
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import click
 
-from attest_step.cli.common import emit_json, spool_then_push, write_output_file
+from attest_step.cli.common import emit_json, spool_then_push
 from attest_step.cli.early import early_work
-from attest_step.cli.options import exclude_option, output_option
+from attest_step.cli.options import bundle_option, exclude_option, output_option
 from attest_step.errors import UsageError
+from attest_step.fileio import write_output_file
 from attest_step.imageref import ImageRef
 from attest_step.model import Subject
 from attest_step.oci.options import RegistryOptions, registry_options
@@ -141,6 +142,55 @@ def _upload(
         return push_spool(directory, registry, tlog)
 
 
+def _log_file(
+    envelope_bytes: bytes,
+    public_pem: bytes,
+    paths: tuple[Path, Path],
+    spool_dir: Path | None,
+    tlog: TlogOptions,
+) -> dict[str, Any]:
+    """An envelope written only to a file (``paths``: it and its bundle): logged, then its
+    Sigstore bundle written (as ``cosign attest-blob --bundle``); without a log, the bundle
+    has no entry."""
+    from attest_step.tlog import filelog  # noqa: PLC0415
+
+    output_file, bundle = paths
+    if not tlog.enabled:
+        filelog.write_bundle(bundle, json.loads(envelope_bytes), public_pem, [])
+        return {
+            "kind": "file-attestation",
+            "bundle": str(bundle.absolute()),
+            "status": "not logged",
+        }
+    what = f"signed attestation (on disk in {output_file})"
+    with spool_then_push(spool_dir, what) as directory:
+        sidecar = filelog.spool_file_envelope(
+            directory, envelope_bytes, public_pem, str(tlog.rekor_url), bundle
+        )
+        return filelog.log_file_envelope(sidecar, tlog)
+
+
+def _check_bundle_flags(
+    bundle: Path | None, output_file: Path | None, refs: Sequence[ImageRef], tlog: TlogOptions
+) -> None:
+    if bundle is None:
+        if tlog.enabled and output_file is not None and not refs:
+            raise UsageError(
+                "--rekor-url with --output-file and no --image: give --bundle FILE for the "
+                "Sigstore bundle that carries the log's entry (as cosign attest-blob --bundle)"
+            )
+        return
+    if refs:
+        raise UsageError(
+            "--bundle is for an attestation written only to a file; with --image the bundle "
+            "is stored beside the image: drop --bundle"
+        )
+    if output_file is None:
+        raise UsageError("--bundle needs --output-file: the envelope is written there first")
+    if bundle.absolute() == output_file.absolute():
+        raise UsageError("--bundle and --output-file name the same file; give two paths")
+
+
 def _stored_ref(
     records: Sequence[dict[str, Any]], output_file: Path | None, envelope_digest: str
 ) -> dict[str, str] | None:
@@ -264,6 +314,11 @@ def _stored_ref(
 @click.option(
     "--output-file", type=_PATH, help="Write the DSSE envelope here (else to standard output)."
 )
+@bundle_option(
+    "With --output-file and no --image: also write the Sigstore bundle (the envelope and, "
+    "with --rekor-url, the log's entry) here, for verify-attestation --bundle and cosign "
+    "verify-blob-attestation --bundle. Required when the envelope is logged."
+)
 @click.option("--no-upload", is_flag=True, help="Do not push the attestation to the registry.")
 @click.option(
     "--spool-dir",
@@ -313,6 +368,7 @@ def attest_command(
     registry: RegistryOptions,
     tlog: TlogOptions,
     output: str,
+    bundle: Path | None,
 ) -> None:
     """Write SLSA v1 provenance for what the build produced, sign it as DSSE and store it.
 
@@ -328,6 +384,7 @@ def attest_command(
     # Cheap checks of every input first, so a usage error never waits for hashing or a key.
     refs = _image_refs(ctx, images)
     registry = bundle_layout(registry, tlog.enabled)
+    _check_bundle_flags(bundle, output_file, refs, tlog)
     if not subject_paths:
         if excludes or dir_digest:
             raise UsageError("--exclude and --dir-digest apply to --subject-path; give a path")
@@ -402,7 +459,17 @@ def attest_command(
     if output_file is not None:
         write_output_file(output_file, envelope_bytes, "--output-file", make_parents=True)
     uploads: list[dict[str, Any]] = []
-    if refs and not no_upload:
+    if bundle is not None and output_file is not None:
+        uploads.append(
+            _log_file(
+                envelope_bytes,
+                signer.public_key_pem(),
+                (output_file, bundle),
+                spool_dir,
+                tlog,
+            )
+        )
+    elif refs and not no_upload:
         uploads = _upload(
             envelope_bytes, refs, signer.public_key_pem(), spool_dir, registry, tlog=tlog
         )
@@ -439,7 +506,12 @@ def attest_command(
         click.echo(envelope_bytes.decode("utf-8"))
     count = len(statement["subject"])
     where = [str(output_file)] if output_file is not None else []
-    where += [str(ref) for ref in refs] if uploads else []
+    where += [str(ref) for ref in refs] if uploads and refs else []
+    if bundle is not None:
+        logged = uploads[0].get("logIndex")
+        where.append(
+            f"{bundle} ({'log index ' + str(logged) if logged is not None else 'not logged'})"
+        )
     click.echo(
         f"attested {count} subject(s), envelope {envelope_digest}"
         + (f", stored in {', '.join(where)}" if where else ""),

@@ -1,6 +1,6 @@
-"""Output helpers shared by the verbs: JSON on standard output, files a flag names, the
-spool of signed output that is then pushed. The shared options are in
-:mod:`attest_step.cli.options`."""
+"""Output helpers shared by the verbs: JSON on standard output, the spool of signed output
+that is then pushed (files a flag names: attest_step.fileio.write_output_file). The shared
+options are in :mod:`attest_step.cli.options`."""
 
 from __future__ import annotations
 
@@ -12,27 +12,12 @@ from typing import Any
 
 import click
 
-from attest_step.errors import AttestStepError, RegistryError, UsageError
-from attest_step.fileio import write_atomically
+from attest_step.errors import RegistryError
 
 
 def emit_json(data: Any) -> None:
     """Print ``data`` as stable, indented JSON followed by a newline."""
     click.echo(json.dumps(data, indent=2, sort_keys=True))
-
-
-def write_output_file(path: Path, data: bytes, flag: str, *, make_parents: bool = False) -> None:
-    """Write ``data`` to the file a flag names, atomically; one-line errors naming the flag."""
-    try:
-        if make_parents:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomically(path, data, prefix=f".{path.name}.")
-    except UsageError as err:
-        raise UsageError(f"{flag} {err}") from None
-    except OSError as err:
-        raise AttestStepError(
-            f"{flag} {path}: cannot write it ({err.strerror or err}); check the directory"
-        ) from err
 
 
 @contextmanager

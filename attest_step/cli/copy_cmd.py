@@ -8,9 +8,10 @@ from typing import TYPE_CHECKING
 
 import click
 
-from attest_step.cli.common import emit_json, write_output_file
+from attest_step.cli.common import emit_json
 from attest_step.cli.options import output_option
 from attest_step.errors import UsageError
+from attest_step.fileio import write_output_file
 from attest_step.imageref import ImageRef, image_ref_from_parts
 from attest_step.oci.copy import Copied, copy_image, parse_layout_ref
 from attest_step.oci.options import RegistryOptions, transfer_options

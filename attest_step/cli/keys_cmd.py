@@ -9,9 +9,8 @@ from pathlib import Path
 
 import click
 
-from attest_step.cli.common import write_output_file
 from attest_step.errors import UsageError
-from attest_step.fileio import describe
+from attest_step.fileio import describe, write_output_file
 from attest_step.keys import cosign_format, password
 from attest_step.keys.load import load_signer, needs_password
 from attest_step.keys.local import generate_p256, pkcs8_der, public_pem

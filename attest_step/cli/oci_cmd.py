@@ -48,7 +48,11 @@ def _echo_records(records: list[dict[str, Any]], output: str) -> None:
         emit_json(records)
         return
     for rec in records:
-        click.echo(f"{rec['status']}: {rec['kind']} ({rec['layout']}) -> {rec['location']}")
+        if rec["kind"] == "file-attestation":  # attest --output-file --bundle, no image
+            where = f" at log index {rec['logIndex']}" if "logIndex" in rec else ""
+            click.echo(f"{rec['status']}{where}: {rec['kind']} -> bundle {rec['bundle']}")
+        else:
+            click.echo(f"{rec['status']}: {rec['kind']} ({rec['layout']}) -> {rec['location']}")
 
 
 annotation_option = click.option(
@@ -271,12 +275,16 @@ def push_command(
     *, from_dir: Path, output: str, registry: RegistryOptions, tlog: TlogOptions
 ) -> None:
     """Upload signed output left on disk by an earlier run (idempotent): first to the
-    transparency log what was signed with one and is not logged yet, then to the registry."""
+    transparency log what was signed with one and is not logged yet, then to the registry.
+    An attestation written only to a file (attest --output-file --bundle) is logged and
+    its bundle written where attest was told."""
     from attest_step.oci.upload import push_spool  # noqa: PLC0415
+    from attest_step.tlog.filelog import log_pending  # noqa: PLC0415
     from attest_step.tlog.spool import has_sidecars  # noqa: PLC0415
 
     registry = bundle_layout(registry, tlog.enabled or has_sidecars(from_dir))
-    records = push_spool(from_dir, registry, tlog)
+    records = log_pending(from_dir, tlog)
+    records += push_spool(from_dir, registry, tlog)
     if not records:
         raise UsageError(f"--from {from_dir}: no spool records (*.oci.json) in it")
     _echo_records(records, output)

@@ -37,3 +37,11 @@ def exclude_option(func: F) -> F:
         help="Leave out matching entries (repeatable). No '/': any name component; "
         "with '/': the path from the root. '**' spans directories.",
     )(func)
+
+
+def bundle_option(help_text: str) -> Callable[[F], F]:
+    """``--bundle FILE``, a Sigstore bundle file (cosign's ``--bundle`` of ``attest-blob``
+    and ``verify-blob-attestation``); the command receives ``bundle: Path | None``."""
+    from pathlib import Path  # noqa: PLC0415
+
+    return click.option("--bundle", type=click.Path(dir_okay=False, path_type=Path), help=help_text)

@@ -11,7 +11,7 @@ import click
 
 from attest_step.cli.cert_options import certificate_options
 from attest_step.cli.common import emit_json
-from attest_step.cli.options import exclude_option, output_option
+from attest_step.cli.options import bundle_option, exclude_option, output_option
 from attest_step.errors import UsageError
 from attest_step.keys.certmode import CertificateFlags, KeyMode, Mode
 from attest_step.keys.signer import Verifier
@@ -126,6 +126,26 @@ def _print_text(
         click.echo(f"  NOTE: the attestation {certificate['reason']}")
 
 
+def _signed_part(envelope: Mapping[str, Any]) -> tuple[Any, Any, list[Any]]:
+    signatures = envelope.get("signatures")
+    sigs = [s.get("sig") if isinstance(s, dict) else s for s in signatures or []]
+    return envelope.get("payload"), envelope.get("payloadType"), sigs
+
+
+def _require_same_envelope(
+    held: Mapping[str, Any], given: Sequence[Mapping[str, Any]], bundle: Path, envelope: Path
+) -> None:
+    """``--envelope`` with ``--bundle``: the bundle must hold one of the file's envelopes
+    (payload, type and signatures; a bundle keeps no other field)."""
+    from attest_step.errors import VerificationError  # noqa: PLC0415
+
+    if not any(_signed_part(held) == _signed_part(one) for one in given):
+        raise VerificationError(
+            f"--bundle {bundle}: holds another envelope than --envelope {envelope}; give the "
+            "bundle written with it"
+        )
+
+
 @click.command("verify-attestation")
 @click.argument("image", required=False)
 @click.option(
@@ -144,6 +164,11 @@ def _print_text(
 )
 @click.option(
     "--envelope", type=_PATH, help="DSSE envelope file (JSON, or JSON Lines) instead of IMAGE."
+)
+@bundle_option(
+    "Sigstore bundle file (attest --bundle, cosign attest-blob --bundle): verify the "
+    "envelope it holds and, with --trusted-root, its transparency log entry. With "
+    "--envelope, the bundle must hold that envelope."
 )
 @click.option(
     "--subject-path",
@@ -206,6 +231,7 @@ def verify_attestation_command(
     cert_flags: CertificateFlags,
     type_: str,
     envelope: Path | None,
+    bundle: Path | None,
     subject_paths: tuple[Path, ...],
     dir_digest: bool,
     excludes: tuple[str, ...],
@@ -222,8 +248,9 @@ def verify_attestation_command(
 ) -> None:
     """Verify the signature, statement, predicate type and subjects of an attestation.
 
-    Give either IMAGE (REPOSITORY@sha256:HEX; its attestations are read from the registry)
-    or --envelope FILE. Exits 0 only when one attestation passes every check.
+    Give either IMAGE (REPOSITORY@sha256:HEX; its attestations are read from the registry),
+    or --envelope FILE and/or --bundle FILE (a Sigstore bundle, which carries the envelope's
+    transparency log entry). Exits 0 only when one attestation passes every check.
 
     A Rego policy (--policy FILE.rego or DIR, --policy-data) is decided by OPA over the
     verified in-toto Statement, as cosign's --policy gives it: --policy-query names a set of
@@ -231,8 +258,8 @@ def verify_attestation_command(
     decision or takes longer than --policy-timeout fails closed.
     """
     predicate_type = predicate_type_uri(type_)
-    if (image is None) == (envelope is None):
-        raise UsageError("give exactly one of IMAGE or --envelope FILE")
+    if (image is None) == (envelope is None and bundle is None):
+        raise UsageError("give exactly one of IMAGE or --envelope FILE and/or --bundle FILE")
     artifacts = _artifacts(subject_paths, excludes, dir_digest, images)
     check = _policy(require_hermetic, policies, policy_data, (policy_query, opa, policy_timeout))
 
@@ -245,7 +272,17 @@ def verify_attestation_command(
     carried: list[CarriedCertificate]
     # tlog hook: where each envelope came from and the log entries its bundle carries
     logged: list[tuple[str, Any]]
-    if envelope is not None:
+    if bundle is not None:
+        from attest_step.oci.bundle_doc import read_bundle_file  # noqa: PLC0415
+
+        got = read_bundle_file(bundle)
+        if envelope is not None:
+            _require_same_envelope(got.envelope, read_envelopes(envelope), bundle, envelope)
+        source = str(envelope or bundle)
+        envelopes = [got.envelope]
+        carried = [got.certificate]
+        logged = [("bundle", got.tlog_entries)]
+    elif envelope is not None:
         source = str(envelope)
         envelopes = read_envelopes(envelope)
         carried = [NONE] * len(envelopes)

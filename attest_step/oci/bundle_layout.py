@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,33 +38,6 @@ from attest_step.oci.types import (
     sha256_digest,
     tag_for,
 )
-
-
-def bundle_bytes(
-    envelope: dict[str, Any], hint: str, tlog_entries: Sequence[dict[str, Any]] = ()
-) -> bytes:
-    """A key-signed Sigstore bundle v0.3 around a DSSE envelope: the verification material
-    is the key's ``hint``, with ``tlog_entries`` (transparency-log entries, none by
-    default). The one place a bundle is built, for every store."""
-    signatures = []
-    for sig in envelope.get("signatures") or []:
-        entry: dict[str, str] = {"sig": str(sig.get("sig", ""))}
-        if sig.get("keyid"):
-            entry["keyid"] = str(sig["keyid"])
-        signatures.append(entry)
-    doc = {
-        "mediaType": BUNDLE_TYPE,
-        "verificationMaterial": {
-            "publicKey": {"hint": hint},
-            "tlogEntries": list(tlog_entries),
-        },
-        "dsseEnvelope": {
-            "payload": envelope["payload"],
-            "payloadType": envelope["payloadType"],
-            "signatures": signatures,
-        },
-    }
-    return compact_json(doc)
 
 
 def referrer_manifest(

@@ -9,8 +9,9 @@ from typing import Any
 from attest_step.errors import UsageError
 from attest_step.imageref import ImageRef, image_ref_from_parts, parse_image_ref
 from attest_step.oci.backends import Stores
+from attest_step.oci.bundle_doc import bundle_contents
 from attest_step.oci.bundle_layout import fetch_bundles
-from attest_step.oci.certmaterial import NONE, CarriedCertificate, from_annotations, from_bundle
+from attest_step.oci.certmaterial import NONE, CarriedCertificate, from_annotations
 from attest_step.oci.options import RegistryOptions
 from attest_step.oci.registry import RegistryClient
 from attest_step.oci.retry import Deadline
@@ -74,14 +75,18 @@ def fetch_attestations(
     for found in fetch_bundles(store, image.digest):
         if found.predicate_type == COSIGN_SIGN_PREDICATE and not include_signatures:
             continue
-        envelope = found.bundle.get("dsseEnvelope")
-        if isinstance(envelope, dict):
+        got = bundle_contents(found.bundle)
+        if got is not None:
             where = f"{image.name}@{found.manifest_digest}"
-            carried = from_bundle(found.bundle)
-            material = found.bundle.get("verificationMaterial")
-            entries = material.get("tlogEntries") if isinstance(material, dict) else None
             out.append(
-                FetchedEnvelope(envelope, "bundle", where, found.predicate_type, carried, entries)
+                FetchedEnvelope(
+                    got.envelope,
+                    "bundle",
+                    where,
+                    found.predicate_type,
+                    got.certificate,
+                    got.tlog_entries,
+                )
             )
     att_tag = tag_for(image.digest, ".att")
     for desc, data in read_layers(store, att_tag):

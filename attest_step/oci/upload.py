@@ -143,7 +143,8 @@ class _Uploader:
         }
 
     def push_bundle(self, item: SpoolItem) -> dict[str, Any]:
-        from attest_step.oci.bundle_layout import bundle_bytes, push_referrer  # noqa: PLC0415
+        from attest_step.oci.bundle_doc import bundle_bytes  # noqa: PLC0415
+        from attest_step.oci.bundle_layout import push_referrer  # noqa: PLC0415
 
         image = item.image
         store = self.stores.for_image(image)

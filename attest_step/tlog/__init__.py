@@ -8,5 +8,6 @@
 - :mod:`.entry`: checks a TransparencyLogEntry against an envelope and a trusted root;
 - :mod:`.client`: the bounded, retried ``POST /api/v2/log/entries``;
 - :mod:`.spool`: the log's answers kept beside the spooled items (``push --from``);
+- :mod:`.filelog`: envelopes written only to a file: logged, their bundle written to a file;
 - :mod:`.options`: the ``--rekor-url`` / ``--tlog-upload`` / ``--trusted-root`` flags.
 """

@@ -42,7 +42,7 @@ def sidecar_of(record_path: Path) -> Path:
     return record_path.with_name(name + SUFFIX)
 
 
-def _write(path: Path, doc: dict[str, Any]) -> None:
+def write_sidecar(path: Path, doc: dict[str, Any]) -> None:
     try:
         write_atomically(path, json.dumps(doc, indent=2, sort_keys=True).encode() + b"\n")
     except OSError as err:
@@ -51,20 +51,27 @@ def _write(path: Path, doc: dict[str, Any]) -> None:
         ) from err
 
 
-def _read(path: Path) -> dict[str, Any] | None:
-    """The sidecar at ``path`` (None when there is none): a regular file in the spool, never
-    through a link (as the spool's own files, attest_step.oci.spool), at most 1 MiB."""
+def read_spool_file(path: Path, limit: int) -> bytes | None:
+    """The file at ``path`` (None when there is none): a regular file in the spool, never
+    through a link (as the spool's own files, attest_step.oci.spool), at most ``limit``."""
     try:
         if stat.S_ISLNK(os.lstat(path).st_mode):
             raise UsageError(
                 f"spool file {path}: a symbolic link; a spool holds only regular files written "
                 "by attest-step: remove it"
             )
-        data = read_small_file(path, "spool file", limit=MAX_SIDECAR)
+        return read_small_file(path, "spool file", limit=limit)
     except FileNotFoundError:
         return None
     except OSError as err:
         raise UsageError(f"spool file {path}: cannot read it ({err.strerror})") from err
+
+
+def read_sidecar(path: Path) -> dict[str, Any] | None:
+    """The sidecar at ``path`` (None when there is none), at most 1 MiB."""
+    data = read_spool_file(path, MAX_SIDECAR)
+    if data is None:
+        return None
     try:
         doc = json.loads(data)
     except (ValueError, RecursionError):
@@ -97,7 +104,7 @@ def prepare(record_path: Path, public_key_pem: bytes, rekor_url: str) -> None:
     UsageError (exit 2) when the log cannot take this key's signatures."""
     check_signer_key(public_key_pem)
     path = sidecar_of(record_path)
-    existing = _read(path)
+    existing = read_sidecar(path)
     if existing is not None and existing.get("entry") is not None:
         return  # logged already: same item, same stem
     doc = {
@@ -105,7 +112,7 @@ def prepare(record_path: Path, public_key_pem: bytes, rekor_url: str) -> None:
         "rekorUrl": rekor_url,
         "publicKey": public_key_pem.decode("ascii"),
     }
-    _write(path, doc)
+    write_sidecar(path, doc)
 
 
 def _public_key_der(pem_text: str, path: Path) -> bytes:
@@ -134,7 +141,7 @@ def attach(items: Sequence[SpoolItem], options: TlogOptions) -> list[SpoolItem]:
     logged: dict[str, dict[str, Any]] = {}  # blob digest -> entry
     for item in items:
         if item.kind in LOGGED_KINDS:
-            doc = docs[item.record_path] = _read(sidecar_of(item.record_path))
+            doc = docs[item.record_path] = read_sidecar(sidecar_of(item.record_path))
             if doc is not None and isinstance(doc.get("entry"), dict):
                 logged.setdefault(item.blob_digest, doc["entry"])
     clients: dict[str, LogClient] = {}
@@ -144,30 +151,50 @@ def attach(items: Sequence[SpoolItem], options: TlogOptions) -> list[SpoolItem]:
         if item.kind not in LOGGED_KINDS or (doc is None and not options.upload_requested):
             out.append(item)
             continue
-        path = sidecar_of(item.record_path)
         if doc is None:
             raise UsageError(
                 f"spool record {item.record_path}: signed without a transparency log, so "
                 "its public key is not in the spool; sign again with --rekor-url"
             )
-        entry = doc.get("entry") or logged.get(item.blob_digest)
-        if entry is None and options.upload is not False:
-            from attest_step.tlog.client import LogClient, LogTarget  # noqa: PLC0415
-
-            url = options.rekor_url or str(doc["rekorUrl"])
-            if url not in clients:
-                clients[url] = LogClient(LogTarget(url, options.timeout_seconds))
-            key = _public_key_der(doc["publicKey"], path)
-            entry = clients[url].upload(envelope_of(item), key)
-            logged[item.blob_digest] = entry
+        path = sidecar_of(item.record_path)
+        entry = settle(
+            doc, path, envelope_of(item), options, clients, known=logged.get(item.blob_digest)
+        )
         if entry is None:
             out.append(item)
             continue
-        _check_kept(entry, envelope_of(item), path)
-        if doc.get("entry") is None:
-            _write(path, {**doc, "entry": entry})
+        logged[item.blob_digest] = entry
         out.append(dataclasses.replace(item, extra={**item.extra, TLOG_ENTRIES_KEY: [entry]}))
     return out
+
+
+def settle(
+    doc: dict[str, Any],
+    path: Path,
+    envelope: dict[str, Any],
+    options: TlogOptions,
+    clients: dict[str, LogClient],
+    *,
+    known: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """The log entry of the envelope whose sidecar ``doc`` is at ``path``: the one kept
+    there, else ``known`` (the same envelope logged for another item), else logged now
+    (unless ``--tlog-upload=false``: None). It is checked, then kept in the sidecar before
+    anything uses it, so that it is never logged twice. ``clients``: one per log URL."""
+    entry = doc.get("entry") or known
+    if entry is None and options.upload is not False:
+        from attest_step.tlog.client import LogClient, LogTarget  # noqa: PLC0415
+
+        url = options.rekor_url or str(doc["rekorUrl"])
+        if url not in clients:
+            clients[url] = LogClient(LogTarget(url, options.timeout_seconds))
+        entry = clients[url].upload(envelope, _public_key_der(doc["publicKey"], path))
+    if entry is None:
+        return None
+    _check_kept(entry, envelope, path)
+    if doc.get("entry") is None:
+        write_sidecar(path, {**doc, "entry": entry})
+    return dict(entry)
 
 
 def _check_kept(entry: Any, envelope: dict[str, Any], path: Path) -> None:
@@ -185,8 +212,12 @@ def _check_kept(entry: Any, envelope: dict[str, Any], path: Path) -> None:
 
 
 def has_sidecars(out_dir: Path) -> bool:
-    """Whether anything spooled in ``out_dir`` was signed for a transparency log."""
+    """Whether anything spooled in ``out_dir`` for a registry was signed for a
+    transparency log (a sidecar beside a record; attest_step.tlog.filelog's have none)."""
     try:
-        return any(out_dir.glob("*" + SUFFIX))
+        return any(
+            path.with_name(path.name.removesuffix(SUFFIX) + ".oci.json").exists()
+            for path in out_dir.glob("*" + SUFFIX)
+        )
     except OSError:
         return False
