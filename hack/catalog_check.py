@@ -57,6 +57,14 @@ EXCEPTIONS: dict[tuple[str, str], dict[str, str]] = {
         "seccompProfile": "user and network namespaces (TEKTON_HERMETIC, attest-step run) "
         "are refused by the RuntimeDefault profile",
     },
+    ("Task/hermetic-image", "build"): {
+        "seccompProfile": "user and network namespaces (attest-step run) are refused by the "
+        "RuntimeDefault profile",
+    },
+    ("Task/hermetic-image", "assemble"): {
+        "seccompProfile": "user and network namespaces (attest-step run) are refused by the "
+        "RuntimeDefault profile",
+    },
 }
 
 

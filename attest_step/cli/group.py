@@ -45,6 +45,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "attest_step.cli.oci_cmd:push_command",
         "Upload signed output left on disk by an earlier run.",
     ),
+    "copy": (
+        "attest_step.cli.copy_cmd:copy_command",
+        "Copy an image between an OCI layout directory and a registry.",
+    ),
+    "append": (
+        "attest_step.cli.append_cmd:append_command",
+        "Add a reproducible layer of a directory to an image in an OCI layout.",
+    ),
     "run": (
         "attest_step.cli.hermetic_cmd:run_command",
         "Run a build command without network and record evidence.",

@@ -239,6 +239,18 @@ class LayoutStore:
         }
         entries.append(entry)
 
+    def only_image(self) -> str:
+        """The digest of the one manifest ``index.json`` lists (for ``DIR`` without a tag
+        or digest); refused when it lists none or several."""
+        entries = self._index()
+        if len(entries) != 1:
+            names = ", ".join(_annotations(e).get(REF_NAME) or str(e["digest"]) for e in entries)
+            raise RegistryError(
+                f"{self.name}: index.json lists {len(entries)} manifests ({names or 'none'}); "
+                "name one as DIR:TAG or DIR@sha256:HEX"
+            )
+        return str(entries[0]["digest"])
+
     def list_tags(self) -> list[str]:
         names = (_annotations(e).get(REF_NAME) for e in self._index())
         return [n for n in names if n]

@@ -157,3 +157,14 @@ _OPTIONS = [
 
 registry_options = option_group("registry", RegistryOptions, RegistryOptions._fields, _OPTIONS)
 """Add the shared registry flags; the command receives ``registry: RegistryOptions``."""
+
+_TRANSFER_FIELDS = ("allow_insecure_registry", "ca_cert", "timeout_seconds", "max_blob_bytes")
+transfer_options = option_group(
+    "registry", RegistryOptions, _TRANSFER_FIELDS, _OPTIONS[: len(_TRANSFER_FIELDS)]
+)
+"""The registry flags of a verb that moves images, not signatures (``copy``): no
+``--registry-layout`` or ``--oci-layout``; the command receives ``registry``."""
+
+max_blob_size_option = _OPTIONS[3]
+"""``--max-blob-size`` alone (the command receives ``max_blob_bytes``), for a verb that
+reads and writes only OCI layouts (``append``)."""

@@ -6,9 +6,11 @@ installed as policy/admission/README.md tells users: the public key as a Secret 
 policy/admission/hermetic.rego as a ConfigMap in cosign-system, then
 policy/admission/cluster-image-policy.yaml applied unchanged.
 
-Images come from a real pipeline: tests/cluster/admission/hermetic-image.yaml (prefetch, a
-build under ``attest-step run --network none``, push, the catalog's attest StepAction signing
-and attesting the image). Then, in a namespace that opts in
+Images come from the catalog's hermetic-image Task (catalog/task/hermetic-image: prefetch of
+the digest-pinned base image, a build under ``attest-step run --network none``, an isolated
+assemble of the image, push with ``attest-step copy``, the catalog's attest StepAction signing
+and attesting the image), run by a PipelineRun whose first task writes the build script into
+the source workspace. Then, in a namespace that opts in
 (``policy.sigstore.dev/include=true``), ``kubectl apply`` of a Deployment:
 
 - the image built in isolation: admitted, and its pod runs;
@@ -26,6 +28,7 @@ import base64
 import json
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +38,9 @@ import oras.provider
 import pytest
 import yaml
 
+from attest_step.oci.options import RegistryOptions
+from attest_step.oci.registry import RegistryClient
+from attest_step.oci.retry import Deadline
 from tests.cluster.conftest import REGISTRY, Cluster
 from tests.cluster.test_catalog_on_cluster import (
     CATALOG,
@@ -47,7 +53,7 @@ from tests.fixtures.oci_image import MANIFEST_TYPE, OciImage, push_image, sha256
 from tests.fixtures.tools import REPO_ROOT, require_tool
 
 ADMISSION = REPO_ROOT / "policy" / "admission"
-TASK = Path(__file__).parent / "admission" / "hermetic-image.yaml"
+TASK = CATALOG / "task" / "hermetic-image" / "0.1" / "hermetic-image.yaml"
 SYSTEM = "cosign-system"
 BUILD_NS = "adm-build"
 DEPLOY_NS = "adm-deploy"
@@ -56,6 +62,16 @@ ISOLATION = "application/vnd.attest-step.network-isolation.v1+json"
 SLSA_V1 = "https://slsa.dev/provenance/v1"
 BUILD_TYPE = "https://attest-step.dev/buildtypes/tekton-step/v1"
 BASE_IMAGE = f"{REGISTRY}/base/static:1"
+
+
+def pinned_base() -> str:
+    """BASE_IMAGE pinned by digest, as the Task requires (hack/cluster/base-images.sh pushed it)."""
+    client = RegistryClient(
+        REGISTRY, RegistryOptions(allow_insecure_registry=True), deadline=Deadline(60)
+    )
+    found = client.get_manifest("base/static", "1")
+    assert found is not None, f"{BASE_IMAGE} is not in the cluster registry"
+    return f"{BASE_IMAGE}@{found.digest}"
 
 
 def attest_step_pin() -> str:
@@ -105,19 +121,65 @@ def install_policy(c: Cluster, pub: Path) -> None:
     raise AssertionError(f"policy-controller did not compile the policies:\n{logs}")
 
 
-def task_run(mode: str) -> dict[str, Any]:
+SEED_SCRIPT = '#!/usr/bin/env sh\nprintf "%s" "$SCRIPT" >"$(workspaces.source.path)/build.sh"\n'
+
+
+def build_script(mode: str, nonce: str) -> str:
+    """The source's build script: output unique to this run and mode, so that each run pushes
+    images of its own (the Task is reproducible: the same source gives the same digest)."""
+    text = f"built for admission run {nonce} ({mode})"
+    return f"set -eu\nmkdir -p out\nprintf '%s\\n' '{text}' >out/built.txt\n"
+
+
+def pipeline_run(mode: str, base: str, nonce: str) -> dict[str, Any]:
+    """seed (writes build.sh into the source workspace) -> the catalog's hermetic-image Task."""
+    restricted = {
+        "runAsNonRoot": True, "runAsUser": 65532, "runAsGroup": 65532,
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+    }  # fmt: skip
+    seed = {
+        "workspaces": [{"name": "source"}],
+        "params": [{"name": "SCRIPT"}],
+        "steps": [{
+            "name": "seed", "image": attest_step_pin(), "securityContext": restricted,
+            "env": [{"name": "SCRIPT", "value": "$(params.SCRIPT)"}],
+            "script": SEED_SCRIPT,
+        }],
+    }  # fmt: skip
     return {
-        "apiVersion": "tekton.dev/v1", "kind": "TaskRun",
+        "apiVersion": "tekton.dev/v1", "kind": "PipelineRun",
         "metadata": {"name": f"image-{mode}"},
         "spec": {
-            "taskRef": {"name": "hermetic-image"},
-            "params": [
-                {"name": "IMAGE", "value": f"{REGISTRY}/admission/{mode}:1"},
-                {"name": "BASE_IMAGE", "value": BASE_IMAGE},
-                {"name": "RUN_ISOLATED", "value": "true" if mode == "hermetic" else "false"},
-            ],
-            "workspaces": [{"name": "source", "emptyDir": {}}],
-            "podTemplate": {"automountServiceAccountToken": False},
+            "pipelineSpec": {
+                "workspaces": [{"name": "source"}],
+                "results": [
+                    {"name": "IMAGE_URL", "value": "$(tasks.build.results.IMAGE_URL)"},
+                    {"name": "IMAGE_DIGEST", "value": "$(tasks.build.results.IMAGE_DIGEST)"},
+                ],
+                "tasks": [
+                    {"name": "seed", "taskSpec": seed,
+                     "params": [{"name": "SCRIPT", "value": build_script(mode, nonce)}],
+                     "workspaces": [{"name": "source", "workspace": "source"}]},
+                    {"name": "build", "runAfter": ["seed"],
+                     "taskRef": {"name": "hermetic-image"},
+                     "params": [
+                         {"name": "IMAGE", "value": f"{REGISTRY}/admission/{mode}:1"},
+                         {"name": "BASE_IMAGE", "value": base},
+                         {"name": "DEPENDENCIES_FILE", "value": ""},
+                         {"name": "IMAGE_PATH", "value": "/app"},
+                         {"name": "ALLOW_INSECURE_REGISTRY", "value": "true"},
+                         {"name": "RUN_ISOLATED",
+                          "value": "true" if mode == "hermetic" else "false"},
+                     ],
+                     "workspaces": [{"name": "source", "workspace": "source"}]},
+                ],
+            },
+            "taskRunTemplate": {"podTemplate": {"automountServiceAccountToken": False,
+                                                "securityContext": {"fsGroup": 65532}}},
+            "workspaces": [{"name": "source", "volumeClaimTemplate": {"spec": {
+                "accessModes": ["ReadWriteOnce"],
+                "resources": {"requests": {"storage": "100Mi"}}}}}],
         },
     }  # fmt: skip
 
@@ -129,16 +191,17 @@ def built(cluster: Cluster, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     fresh_namespace(cluster, BUILD_NS, {"pod-security.kubernetes.io/enforce": "privileged"})
     attest = CATALOG / "stepaction" / "attest" / "0.1" / "attest.yaml"
     cluster.kubectl("-n", BUILD_NS, "apply", "-f", "-", stdin=localize(attest.read_text()))
-    task = TASK.read_text().replace("ATTEST_STEP_IMAGE", attest_step_pin())
-    cluster.kubectl("-n", BUILD_NS, "apply", "-f", "-", stdin=task)
+    cluster.kubectl("-n", BUILD_NS, "apply", "-f", "-", stdin=localize(TASK.read_text()))
     pub = make_signing_secret(cluster, BUILD_NS, work)
     install_policy(cluster, pub)
     fresh_namespace(cluster, DEPLOY_NS, {"policy.sigstore.dev/include": "true"})
     images = {}
+    base, nonce = pinned_base(), uuid.uuid4().hex
     for mode in ("hermetic", "not-hermetic"):
-        cluster.kubectl("-n", BUILD_NS, "create", "-f", "-", stdin=json.dumps(task_run(mode)))
+        run = json.dumps(pipeline_run(mode, base, nonce))
+        cluster.kubectl("-n", BUILD_NS, "create", "-f", "-", stdin=run)
     for mode in ("hermetic", "not-hermetic"):
-        obj = wait_done(cluster, BUILD_NS, "TaskRun", f"image-{mode}")
+        obj = wait_done(cluster, BUILD_NS, "PipelineRun", f"image-{mode}")
         cond = next(c for c in obj["status"]["conditions"] if c["type"] == "Succeeded")
         assert cond["status"] == "True", describe_failure(cluster, BUILD_NS, obj)
         results = {r["name"]: r["value"] for r in obj["status"]["results"]}

@@ -161,7 +161,7 @@ def pod_security_level(test_dir: Path) -> str:
     refuses without CAP_SYS_ADMIN, so their build step is seccomp Unconfined (privileged);
     kaniko runs as root (baseline)."""
     text = (test_dir / "run.yaml").read_text() + str(test_dir)
-    if "hermetic-build" in text:
+    if "hermetic-build" in text or "hermetic-image" in text:
         return "privileged"
     return "baseline" if "kaniko" in text else "restricted"
 

@@ -329,6 +329,23 @@ BAD_INPUTS: list[BadInput] = [
     BadInput("run", "--evidence-file FIFO",
              lambda c: ["--evidence-file", str(c.fifo()), "--", "true"], 2, "a FIFO"),
     # probe
+    # copy (nothing reaches a registry: every row fails on its local input first)
+    BadInput("copy", "neither direction", lambda c: ["out", "127.0.0.1:5000/app"], 2,
+             "exactly one of"),
+    BadInput("copy", "layout dir that is no layout",
+             lambda c: ["--from-oci-layout", str(c.directory("empty")), "127.0.0.1:5000/app"], 2,
+             "not an OCI image layout"),
+    BadInput("copy", "uppercase REF", lambda c: ["--from-oci-layout", "out", "Host/App:v1"], 2,
+             "not a valid image name"),
+    BadInput("copy", "layout tag with a space", lambda c: ["--from-oci-layout", "out:a b", "x/y"],
+             2, "is not a tag"),
+    # append (OCI layouts only)
+    BadInput("append", "base that is no layout",
+             lambda c: ["--base", str(c.directory("nolayout")), "--to-oci-layout", "img",
+                        str(c.directory("out"))], 2, "not an OCI image layout"),
+    BadInput("append", "missing base directory",
+             lambda c: ["--base", "b", "--to-oci-layout", "img", "--prefix", "../x", "out"], 2,
+             "not an OCI image layout"),
     BadInput("probe", "--connect without port", lambda c: ["--connect", "nohost"], 2,
              "expected HOST:PORT"),
     BadInput("probe", "--timeout 0", lambda c: ["--timeout", "0"], 2, "--timeout"),
