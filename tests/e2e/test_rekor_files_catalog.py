@@ -13,7 +13,8 @@ throwaway key pair of the hermetic-build Pipeline's tests/resources.yaml and its
 - hermetic-build without REKOR_URL: its bundle has no entry, and verify-provenance with
   TRUSTED_ROOT refuses it (as does cosign); without TRUSTED_ROOT the gate passes as before;
 - the bundle missing (BUNDLE_PATH naming no file, or TRUSTED_ROOT with an envelope and no
-  BUNDLE_PATH): the gate fails closed with one line naming the param;
+  BUNDLE_PATH): the gate fails closed with one line naming the param; BUNDLE_PATH with an
+  image is refused;
 - the log down: the build's attest step fails (exit 75) with the envelope on disk and no bundle.
 """
 
@@ -222,9 +223,13 @@ def test_an_unlogged_file_attestation_is_refused_with_a_trusted_root_only(
          "set BUNDLE_PATH"),
         ("no-bundle-file", {"BUNDLE_PATH": ".attest/other.sigstore.json"},
          "BUNDLE_PATH: no file .attest/other.sigstore.json in the artifacts workspace"),
+        # an image's bundles are in the registry (refused before any registry is asked)
+        ("bundle-with-image", {"IMAGE_URL": "registry.invalid/app",
+                               "IMAGE_DIGEST": "sha256:" + "a" * 64, "BUNDLE_PATH": BUNDLE},
+         "BUNDLE_PATH is for an envelope file; an image's bundles are in the registry"),
     ],
 )  # fmt: skip
-def test_a_missing_bundle_fails_closed(
+def test_a_missing_or_misplaced_bundle_fails_closed(
     built: None,  # noqa: F811
     tmp_path: Path,
     rekor: LocalRekor,
