@@ -10,12 +10,14 @@ LOCAL STAND-IN (tests/e2e/executor/kaniko_standin.py).
   the Task's REKOR_URL is an externalParameter, real cosign v3 ``verify`` and
   ``verify-attestation --trusted-root`` accept the stored bundles, and verify-provenance with
   TRUSTED_ROOT passes;
-- TRUSTED_ROOT naming no file of the workspace, or given with an envelope file: refused;
+- TRUSTED_ROOT naming no file of the workspace, or given with an envelope file and no bundle:
+  refused (the bundle of a file attestation: tests/e2e/test_rekor_files_catalog.py);
 - kaniko-chains without REKOR_URL: cosign with the trusted root refuses, verify-provenance
   with TRUSTED_ROOT refuses (VERIFIED "false"), and without TRUSTED_ROOT it passes as before;
 - the log down: the build's attest step fails (exit 75) instead of storing unlogged output;
-- the StepAction passes TLOG_TIMEOUT on, and refuses a REKOR_URL for output that goes to no
-  registry and a TLOG_TIMEOUT without a log.
+- the StepAction passes TLOG_TIMEOUT on, and refuses a REKOR_URL it would not use (an image
+  not uploaded, a file envelope without BUNDLE_FILE), a TLOG_TIMEOUT without a log and a
+  BUNDLE_FILE with an image or without OUTPUT_FILE.
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ def test_a_trusted_root_missing_or_for_an_envelope_file_fails_closed(
     assert outcome.result("REASON") == (
         "TRUSTED_ROOT: no file other_root.json in the public-key workspace"
     )
-    # an envelope file carries no entry: TRUSTED_ROOT with ENVELOPE_PATH cannot pass
+    # an envelope file carries no entry: TRUSTED_ROOT with ENVELOPE_PATH alone cannot pass
     require_tool("opa")
     envelope_mode = ex.run(
         {
@@ -227,8 +229,8 @@ def test_a_trusted_root_missing_or_for_an_envelope_file_fails_closed(
     )
     assert not envelope_mode.succeeded
     assert envelope_mode.result("VERIFIED") == "false"
-    assert "a DSSE envelope file carries no transparency log entry" in envelope_mode.result(
-        "REASON"
+    assert "a DSSE envelope file alone carries no transparency log entry" in (
+        envelope_mode.result("REASON")
     )
 
 
@@ -272,6 +274,12 @@ def run_stepaction(ex: Executor, name: str, params: dict[str, str]) -> tuple[Run
     out.txt; the run's outcome and that workspace."""
     work = ex.cluster.claim_dir(f"work-{name}")
     (work / "out.txt").write_text("an output\n")
+    given = {
+        "WORKING_DIR": "$(workspaces.work.path)",
+        "OUTPUT_FILE": "out.dsse.json",
+        "ALLOW_INSECURE_REGISTRY": "true",
+        **params,
+    }
     taskrun = {
         "apiVersion": "tekton.dev/v1",
         "kind": "TaskRun",
@@ -288,12 +296,7 @@ def run_stepaction(ex: Executor, name: str, params: dict[str, str]) -> tuple[Run
                     {
                         "name": "attest",
                         "ref": {"name": "attest"},
-                        "params": [
-                            {"name": "WORKING_DIR", "value": "$(workspaces.work.path)"},
-                            {"name": "OUTPUT_FILE", "value": "out.dsse.json"},
-                            {"name": "ALLOW_INSECURE_REGISTRY", "value": "true"},
-                            *({"name": k, "value": v} for k, v in params.items()),
-                        ],
+                        "params": [{"name": k, "value": v} for k, v in given.items()],
                     }
                 ],
             },
@@ -323,12 +326,27 @@ def test_tlog_timeout_reaches_the_cli(
     assert "(deadline 2s)" in step_log(outcome, "attest"), outcome.logs
 
 
+# An image that need not exist: every refusal comes before any registry or log.
+IMAGE = {"IMAGE_URL": "registry.invalid/app", "IMAGE_DIGEST": "sha256:" + "a" * 64}
+
+
 @pytest.mark.parametrize(
     ("name", "params", "refusal"),
     [
-        # UPLOAD "false" (a file only): the CLI would log nothing, so the step says so
+        # a file only: the entry needs a bundle file, so the step asks for one
         ("file-only", {"SUBJECT_PATHS": "out.txt", "UPLOAD": "false", "REKOR_URL": "LOG"},
-         "REKOR_URL is set but nothing is stored in a registry"),
+         "REKOR_URL is set with no IMAGE_URL: the OUTPUT_FILE envelope is logged into a "
+         "Sigstore bundle file; set OUTPUT_FILE and BUNDLE_FILE"),
+        ("file-no-output", {"SUBJECT_PATHS": "out.txt", "OUTPUT_FILE": "", "REKOR_URL": "LOG"},
+         "set OUTPUT_FILE and BUNDLE_FILE"),
+        # an image not uploaded: the CLI would log nothing
+        ("image-no-upload", {**IMAGE, "UPLOAD": "false", "REKOR_URL": "LOG"},
+         "REKOR_URL is set with IMAGE_URL but UPLOAD is not \"true\""),
+        ("bundle-with-image", {**IMAGE, "BUNDLE_FILE": "out.sigstore.json", "REKOR_URL": "LOG"},
+         "BUNDLE_FILE is for an attestation written only to a file"),
+        ("bundle-no-output", {"SUBJECT_PATHS": "out.txt", "OUTPUT_FILE": "",
+                              "BUNDLE_FILE": "out.sigstore.json"},
+         "BUNDLE_FILE needs OUTPUT_FILE"),
         ("timeout-alone", {"SUBJECT_PATHS": "out.txt", "UPLOAD": "false", "TLOG_TIMEOUT": "5"},
          "TLOG_TIMEOUT is set but REKOR_URL is empty"),
     ],
@@ -348,4 +366,5 @@ def test_the_stepaction_refuses_log_params_it_would_not_use(
     assert not outcome.succeeded
     assert refusal in step_log(outcome, "attest"), outcome.logs
     assert not (work / "out.dsse.json").exists()
+    assert not (work / "out.sigstore.json").exists()
     assert rekor.tree_size() == 0
