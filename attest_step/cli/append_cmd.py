@@ -8,9 +8,9 @@ from pathlib import Path
 import click
 
 from attest_step.cli.common import emit_json
+from attest_step.cli.digest_file import digest_file_option, write_digest_file
 from attest_step.cli.options import output_option
 from attest_step.errors import UsageError
-from attest_step.fileio import write_output_file
 from attest_step.oci.copy import parse_layout_ref
 from attest_step.oci.options import max_blob_size_option
 
@@ -42,12 +42,7 @@ from attest_step.oci.options import max_blob_size_option
     default=None,
     help="The base image's name, recorded as annotation org.opencontainers.image.base.name.",
 )
-@click.option(
-    "--digest-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the new manifest's digest (sha256:HEX, no newline) to this file.",
-)
+@digest_file_option("the new manifest's")
 @output_option
 @max_blob_size_option
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
@@ -100,8 +95,7 @@ def append_command(
             base_name=base_name,
             limit=max_blob_bytes,
         )
-    if digest_file is not None:
-        write_output_file(digest_file, done.digest.encode(), "--digest-file")
+    write_digest_file(digest_file, done.digest)
     if output == "json":
         emit_json(
             {

@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 import click
 
 from attest_step.cli.common import emit_json
+from attest_step.cli.digest_file import digest_file_option, write_digest_file
 from attest_step.cli.options import output_option
 from attest_step.errors import UsageError
-from attest_step.fileio import write_output_file
 from attest_step.imageref import ImageRef, image_ref_from_parts
 from attest_step.oci.copy import Copied, copy_image, parse_layout_ref
 from attest_step.oci.options import RegistryOptions, transfer_options
@@ -56,13 +56,7 @@ def _layout_store(directory: str, registry: RegistryOptions, *, source: bool) ->
     is_flag=True,
     help="DST is an OCI image-layout directory: DIR or DIR:TAG (default tag: SRC's, else latest).",
 )
-@click.option(
-    "--digest-file",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Also write the copied manifest's digest (sha256:HEX, no newline) to this file "
-    "(a Tekton IMAGE_DIGEST result).",
-)
+@digest_file_option("the copied manifest's")
 @output_option
 @transfer_options
 @click.argument("src")
@@ -112,8 +106,7 @@ def copy_command(
         tag = place.reference or image.tag or "latest"
         with layout.locked():
             copied = copy_image(remote, digest or image.tag or "latest", layout, tag)
-    if digest_file is not None:
-        write_output_file(digest_file, copied.digest.encode(), "--digest-file")
+    write_digest_file(digest_file, copied.digest)
     _report(copied, image, output)
 
 
