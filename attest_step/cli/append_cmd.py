@@ -33,6 +33,7 @@ from attest_step.oci.options import max_blob_size_option
 )
 @click.option(
     "--prefix",
+    metavar="PATH",
     default="/",
     show_default=True,
     help="Where DIR's content goes in the image's filesystem, e.g. /app.",
