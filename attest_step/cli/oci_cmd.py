@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +20,9 @@ from attest_step.cli.pgp_options import (
     verify_pgp,
 )
 from attest_step.errors import UsageError
+
+if TYPE_CHECKING:
+    from attest_step.pgp.web_lookaside import WebLookaside
 from attest_step.keys.certmode import CertificateFlags
 from attest_step.oci.options import RegistryOptions, registry_options
 from attest_step.tlog.options import (
@@ -109,7 +112,7 @@ def sign_command(
     *,
     key_ref: str | None,
     pgp_key: str | None,
-    lookaside: Path | None,
+    lookaside: Path | WebLookaside | None,
     identity: str | None,
     certificate_chain: str | None,
     annotation_values: tuple[str, ...],
@@ -193,7 +196,7 @@ def verify_command(
     *,
     key_ref: str | None,
     pgp_key: str | None,
-    lookaside: Path | None,
+    lookaside: Path | WebLookaside | None,
     cert_flags: CertificateFlags,
     annotation_values: tuple[str, ...],
     output: str,
@@ -214,7 +217,7 @@ def verify_command(
     _one_key(key_ref, pgp_key, "verify", ("-a and the certificate flags", cosign_only))
     if pgp_key is not None:
         resolve = functools.partial(resolve_image, registry=registry)
-        verify_pgp(image, pgp_key, lookaside, output=output, resolve=resolve)
+        verify_pgp(image, pgp_key, lookaside, output=output, resolve=resolve, registry=registry)
         return
     if lookaside is not None:
         raise UsageError("verify: --lookaside goes with --pgp-key")

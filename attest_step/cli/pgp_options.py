@@ -16,13 +16,20 @@ from attest_step.cli.common import emit_json
 from attest_step.errors import UsageError
 
 if TYPE_CHECKING:
+    import pysequoia
+
     from attest_step.imageref import ImageRef
+    from attest_step.oci.options import RegistryOptions
+    from attest_step.pgp.simple_signing import VerifiedPgp
+    from attest_step.pgp.web_lookaside import WebLookaside
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 LOOKASIDE_HELP = (
-    "Lookaside directory of OpenPGP signatures (registries.d 'lookaside-staging' for sign, "
-    "'lookaside' for verify): DIR/REPOSITORY@sha256=HEX/signature-N."
+    "Lookaside of OpenPGP signatures, DIR/REPOSITORY@sha256=HEX/signature-N: sign writes a "
+    "directory (registries.d 'lookaside-staging'; publish it with a web server); verify reads "
+    "a directory, file:// or http(s):// URL (registries.d 'lookaside'), signature-1, -2, ... "
+    "up to the first 404, within --timeout, TLS checked against --ca-cert or the system store."
 )
 
 
@@ -30,18 +37,23 @@ def pgp_key_option(help_text: str) -> Callable[[F], F]:
     return click.option("--pgp-key", "pgp_key", default=None, metavar="KEY", help=help_text)
 
 
-def _lookaside_path(_ctx: click.Context, _param: click.Parameter, value: str | None) -> Path | None:
-    """A directory, or the ``file://`` URL a registries.d file names; web lookasides are
-    for the verifiers (publish the directory), not read here."""
+def _lookaside(
+    _ctx: click.Context, _param: click.Parameter, value: str | None
+) -> Path | WebLookaside | None:
+    """A directory, or the ``file://`` or ``http(s)://`` URL a registries.d file names."""
     if value is None:
         return None
+    if "://" in value and not value.startswith("file://"):
+        from attest_step.pgp.web_lookaside import is_web_url, parse_web_lookaside  # noqa: PLC0415
+
+        if not is_web_url(value):
+            raise click.BadParameter(f"{value!r}: give a directory, a file:// or http(s):// URL")
+        try:
+            return parse_web_lookaside(value)
+        except ValueError as err:
+            raise click.BadParameter(str(err)) from None
     if value.startswith("file://"):
         value = value[len("file://") :]
-    elif "://" in value:
-        raise click.BadParameter(
-            f"{value!r}: give a directory or a file:// URL (an http(s) lookaside is where "
-            "the verifiers read the published directory)"
-        )
     if not value:
         raise click.BadParameter("give a directory")
     return Path(value)
@@ -51,9 +63,9 @@ def lookaside_option(func: F) -> F:
     return click.option(
         "--lookaside",
         "lookaside",
-        metavar="DIR",
+        metavar="DIR|URL",
         default=None,
-        callback=_lookaside_path,
+        callback=_lookaside,
         help=LOOKASIDE_HELP,
     )(func)
 
@@ -69,7 +81,7 @@ def identity_option(func: F) -> F:
     )(func)
 
 
-def require_lookaside(lookaside: Path | None, verb: str) -> Path:
+def require_lookaside(lookaside: Path | WebLookaside | None, verb: str) -> Path | WebLookaside:
     if lookaside is None:
         raise UsageError(
             f"{verb} --pgp-key: give --lookaside DIR (signatures in the containers/image "
@@ -78,11 +90,26 @@ def require_lookaside(lookaside: Path | None, verb: str) -> Path:
     return lookaside
 
 
+def _directory_to_write(lookaside: Path | WebLookaside | None) -> Path:
+    where = require_lookaside(lookaside, "sign")
+    if not isinstance(where, Path):
+        raise UsageError(
+            f"sign --pgp-key: --lookaside {where}: sign writes a directory or a file:// URL "
+            "only; sign into a directory and publish it on your web server"
+        )
+    return where
+
+
 def sign_pgp(
-    image: str, pgp_key: str, lookaside: Path | None, *, identity: str | None, output: str
+    image: str,
+    pgp_key: str,
+    lookaside: Path | WebLookaside | None,
+    *,
+    identity: str | None,
+    output: str,
 ) -> None:
     """Sign IMAGE with an OpenPGP key into the lookaside directory."""
-    directory = require_lookaside(lookaside, "sign")
+    directory = _directory_to_write(lookaside)
     from attest_step.imageref import parse_image_ref  # noqa: PLC0415
     from attest_step.pgp.keys import load_pgp_signer  # noqa: PLC0415
     from attest_step.pgp.simple_signing import sign_to_lookaside  # noqa: PLC0415
@@ -105,22 +132,40 @@ def sign_pgp(
     click.echo(f"  key {record['fingerprint']}, identity {record['identity']}")
 
 
+def _verify(
+    ref: ImageRef,
+    certs: list[pysequoia.Cert],
+    where: Path | WebLookaside,
+    registry: RegistryOptions,
+) -> list[VerifiedPgp]:
+    from attest_step.pgp.simple_signing import verify_found, verify_lookaside  # noqa: PLC0415
+
+    if isinstance(where, Path):
+        return verify_lookaside(ref, certs, where)
+    from attest_step.pgp.web_lookaside import WebReadOptions, read_web_signatures  # noqa: PLC0415
+
+    options = WebReadOptions(timeout_seconds=registry.timeout_seconds, ca_cert=registry.ca_cert)
+    found = read_web_signatures(where, ref, options)
+    first = where.signature_url(ref, 1)
+    return verify_found(ref, certs, found, where=str(where), first=first)
+
+
 def verify_pgp(
     image: str,
     pgp_key: str,
-    lookaside: Path | None,
+    lookaside: Path | WebLookaside | None,
     *,
     output: str,
     resolve: Callable[[str], ImageRef],
+    registry: RegistryOptions,
 ) -> None:
-    """Verify IMAGE's OpenPGP signatures in the lookaside directory with public keys."""
-    directory = require_lookaside(lookaside, "verify")
+    """Verify IMAGE's OpenPGP signatures in the lookaside (directory or web) with public keys."""
+    where = require_lookaside(lookaside, "verify")
     from attest_step.pgp.keys import load_pgp_public_keys  # noqa: PLC0415
-    from attest_step.pgp.simple_signing import verify_lookaside  # noqa: PLC0415
 
     certs = load_pgp_public_keys(pgp_key)
     ref = resolve(image)
-    verified = verify_lookaside(ref, certs, directory)
+    verified = _verify(ref, certs, where, registry)
     if output == "json":
         emit_json(
             {

@@ -146,24 +146,38 @@ def _verify_one(
 def verify_lookaside(
     image: ImageRef, certs: list[pysequoia.Cert], lookaside: Path
 ) -> list[VerifiedPgp]:
-    """The signatures of ``image`` in ``lookaside`` that hold; VerificationError if none."""
-    found = read_signatures(lookaside, image)
+    """The signatures of ``image`` in the ``lookaside`` directory that hold; VerificationError
+    if none."""
+    first = f"{image_dir(lookaside, image)}/signature-1"
+    found = [(str(path), data) for path, data in read_signatures(lookaside, image)]
+    return verify_found(image, certs, found, where=str(lookaside), first=first)
+
+
+def verify_found(
+    image: ImageRef,
+    certs: list[pysequoia.Cert],
+    found: list[tuple[str, bytes]],
+    *,
+    where: str,
+    first: str,
+) -> list[VerifiedPgp]:
+    """The signatures in ``found`` (location, bytes), read from the lookaside ``where``
+    (``first`` is where signature-1 was looked for), that hold; VerificationError if none."""
     if not found:
         raise VerificationError(
-            f"no signatures for {image} in --lookaside {lookaside} "
-            f"(looked for {image_dir(lookaside, image)}/signature-1)"
+            f"no signatures for {image} in --lookaside {where} (looked for {first})"
         )
     verified: list[VerifiedPgp] = []
     reasons: list[str] = []
-    for path, data in found:
+    for location, data in found:
         try:
             fingerprint, signed, claims = _verify_one(data, certs, image)
         except VerificationError as err:
-            reasons.append(f"{path.name}: {err}")
+            reasons.append(f"{location.rsplit('/', 1)[-1]}: {err}")
             continue
-        verified.append(VerifiedPgp(str(path), fingerprint, signed, claims))
+        verified.append(VerifiedPgp(location, fingerprint, signed, claims))
     if not verified:
         raise VerificationError(
-            f"no valid signature for {image} in --lookaside {lookaside}: " + "; ".join(reasons)
+            f"no valid signature for {image} in --lookaside {where}: " + "; ".join(reasons)
         )
     return verified
