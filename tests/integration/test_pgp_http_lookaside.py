@@ -12,7 +12,6 @@ import hashlib
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,17 +25,9 @@ from tests.fixtures.pgp import PgpKey
 from tests.fixtures.private_var_lib import with_private_var_lib
 from tests.fixtures.registry import LocalRegistry
 from tests.fixtures.tools import require_tool
+from tests.integration.test_pgp_simple_signing import attest_step
 
-ATTEST_STEP = str(Path(sys.executable).parent / "attest-step")
 REPOSITORY = "127.0.0.1:5000/pgp/web"
-
-
-def attest_step(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("COSIGN_", "ATTEST_STEP_"))}
-    return subprocess.run(
-        [ATTEST_STEP, *args], capture_output=True, text=True, check=False, timeout=90,
-        env={**clean, **(env or {})}, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
 
 
 def image(name: str) -> str:
