@@ -13,6 +13,8 @@ from attest_step.cli.common import emit_json, spool_then_push
 from attest_step.cli.early import early_work
 from attest_step.cli.options import output_option
 from attest_step.cli.pgp_options import (
+    SIGN_LOOKASIDE_HELP,
+    VERIFY_LOOKASIDE_HELP,
     identity_option,
     lookaside_option,
     pgp_key_option,
@@ -88,7 +90,7 @@ def _one_key(
     "OpenPGP secret key (file from gpg --export-secret-keys, or a Secret dir with pgp.key "
     "and pgp.passphrase): write an atomic container signature to --lookaside instead."
 )
-@lookaside_option
+@lookaside_option(SIGN_LOOKASIDE_HELP, "DIR")
 @identity_option
 @click.option(
     "--certificate-chain",
@@ -185,7 +187,7 @@ def sign_command(
     "OpenPGP public key file or keyring (gpg --export), or a Secret dir with pgp.pub: verify "
     "the signatures in --lookaside."
 )
-@lookaside_option
+@lookaside_option(VERIFY_LOOKASIDE_HELP, "DIR|URL")
 @certificate_options
 @annotation_option
 @output_option
@@ -207,7 +209,8 @@ def verify_command(
     """Verify IMAGE's signatures (.sig tag and cosign v3 bundles) with a public key, or with
     an x509 certificate checked against --certificate-chain / --ca-roots.
 
-    With --pgp-key, verify the OpenPGP signatures in --lookaside instead (IMAGE by digest
+    With --pgp-key, verify the OpenPGP signatures in --lookaside (a directory or a web
+    server) instead (IMAGE by digest
     needs no registry; by tag, the tag is resolved in the registry)."""
     from attest_step.keys.certmode import KeyMode, choose  # noqa: PLC0415
     from attest_step.oci.fetch import resolve_image  # noqa: PLC0415

@@ -25,11 +25,14 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-LOOKASIDE_HELP = (
-    "Lookaside of OpenPGP signatures, DIR/REPOSITORY@sha256=HEX/signature-N: sign writes a "
-    "directory (registries.d 'lookaside-staging'; publish it with a web server); verify reads "
-    "a directory, file:// or http(s):// URL (registries.d 'lookaside'), signature-1, -2, ... "
-    "up to the first 404, within --timeout, TLS checked against --ca-cert or the system store."
+SIGN_LOOKASIDE_HELP = (
+    "Lookaside directory (or file:// URL) to write the OpenPGP signature to, as registries.d "
+    "'lookaside-staging': DIR/REPOSITORY@sha256=HEX/signature-N. Publish it with a web server."
+)
+VERIFY_LOOKASIDE_HELP = (
+    "Lookaside of OpenPGP signatures, as registries.d 'lookaside': a directory, file:// or "
+    "http(s):// URL. Reads REPOSITORY@sha256=HEX/signature-1, -2, ... up to the first 404, "
+    "within --timeout; https is checked against --ca-cert or the system store."
 )
 
 
@@ -44,14 +47,14 @@ def _lookaside(
     if value is None:
         return None
     if "://" in value and not value.startswith("file://"):
-        from attest_step.pgp.web_lookaside import is_web_url, parse_web_lookaside  # noqa: PLC0415
+        from attest_step.pgp.web_lookaside import parse_web_lookaside  # noqa: PLC0415
 
-        if not is_web_url(value):
-            raise click.BadParameter(f"{value!r}: give a directory, a file:// or http(s):// URL")
         try:
             return parse_web_lookaside(value)
         except ValueError as err:
-            raise click.BadParameter(str(err)) from None
+            raise click.BadParameter(
+                f"{err}; give a directory, a file:// or an http(s):// URL"
+            ) from None
     if value.startswith("file://"):
         value = value[len("file://") :]
     if not value:
@@ -59,15 +62,15 @@ def _lookaside(
     return Path(value)
 
 
-def lookaside_option(func: F) -> F:
+def lookaside_option(help_text: str, metavar: str) -> Callable[[F], F]:
     return click.option(
         "--lookaside",
         "lookaside",
-        metavar="DIR|URL",
+        metavar=metavar,
         default=None,
         callback=_lookaside,
-        help=LOOKASIDE_HELP,
-    )(func)
+        help=help_text,
+    )
 
 
 def identity_option(func: F) -> F:

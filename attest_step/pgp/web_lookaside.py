@@ -60,15 +60,15 @@ class WebLookaside:
         return f"{base}/{image.repository}@{algorithm}={hexpart}/signature-{index}"
 
 
-def is_web_url(value: str) -> bool:
-    return urlsplit(value).scheme.lower() in WEB_SCHEMES
-
-
 def parse_web_lookaside(value: str) -> WebLookaside:
     """``value`` as a WebLookaside; ValueError unless it is an http(s) URL with a host and
     no query or fragment."""
-    parts = urlsplit(value)
-    if parts.scheme.lower() not in WEB_SCHEMES or not parts.hostname:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:
+        raise ValueError(f"{value!r} is not a valid URL") from None
+    if parts.scheme.lower() not in WEB_SCHEMES or not host:
         raise ValueError(f"{value!r} is not an http(s) URL with a host")
     if parts.query or parts.fragment:
         raise ValueError(f"{value!r}: a lookaside URL has no ?query or #fragment")
