@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import ssl
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from tests.fixtures.pgp import PgpKey
 from tests.fixtures.private_var_lib import with_private_var_lib
 from tests.fixtures.registry import LocalRegistry
 from tests.fixtures.tools import require_tool
+from tests.integration.test_oci_tls import _write_ca_and_server_cert as write_ca_and_server_cert
 from tests.integration.test_pgp_simple_signing import attest_step
 
 REPOSITORY = "127.0.0.1:5000/pgp/web"
@@ -164,6 +166,24 @@ def test_sign_refuses_a_web_lookaside(pgp_keys: dict[str, PgpKey], site: Site) -
         env={"ATTEST_STEP_PGP_PASSPHRASE": signer.passphrase or ""},
     )  # fmt: skip
     assert_one_line(proc, 2, "publish it on your web server")
+
+
+def test_https_is_verified_against_ca_cert(
+    pgp_keys: dict[str, PgpKey], site: Site, tmp_path: Path
+) -> None:
+    """A private CA: refused without --ca-cert (exit 2), verified with it."""
+    ca, cert, key = write_ca_and_server_cert(tmp_path)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    server = serve_lookaside(site.lookaside, tls)
+    try:
+        url = f"https://{server.host}/ok"
+        assert_one_line(verify(pgp_keys, url, image("signed")), 2, "TLS verification failed")
+        proc = verify(pgp_keys, url, image("signed"), "--ca-cert", str(ca))
+        assert proc.returncode == 0, proc.stderr
+        assert len(server.requests) == 2  # signature-1, signature-2 (404)
+    finally:
+        server.stop()
 
 
 # --- skopeo reads what the server serves --------------------------------------------------
