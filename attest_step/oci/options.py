@@ -121,8 +121,8 @@ _OPTIONS = [
         type=_Duration(),
         default=DEFAULT_TIMEOUT_SECONDS,
         show_default="3m0s",
-        help="Give up on the registry after this long in total: every request, its "
-        "headers and body, retries included (exit 75 when it passes).",
+        help="Give up on the registry (and on a web --lookaside) after this long in total: "
+        "every request, its headers and body, retries included (exit 75 when it passes).",
     ),
     click.option(
         "--max-blob-size",
