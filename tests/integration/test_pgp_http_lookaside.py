@@ -25,8 +25,8 @@ from tests.fixtures.oci_image import push_image
 from tests.fixtures.pgp import PgpKey
 from tests.fixtures.private_var_lib import with_private_var_lib
 from tests.fixtures.registry import LocalRegistry
+from tests.fixtures.tls_certs import write_ca_and_server_cert
 from tests.fixtures.tools import require_tool
-from tests.integration.test_oci_tls import _write_ca_and_server_cert as write_ca_and_server_cert
 from tests.integration.test_pgp_simple_signing import attest_step
 
 REPOSITORY = "127.0.0.1:5000/pgp/web"
