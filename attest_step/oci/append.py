@@ -20,19 +20,20 @@ Every base blob is read checked against its digest and size.
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from attest_step.errors import AttestStepError, UsageError
+from attest_step.oci.blobstream import HashingWriter
 from attest_step.oci.documents import json_object
-from attest_step.oci.store import Store
-from attest_step.oci.types import CONFIG_TYPE, MANIFEST_TYPE, compact_json, sha256_digest
+from attest_step.oci.store import Manifest, Store
+from attest_step.oci.types import CONFIG_TYPE, MANIFEST_TYPE, Descriptor, compact_json
 
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 GZIP_LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -109,13 +110,21 @@ def _header(name: str, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def layer_tar(root: Path, prefix: str, mtime: int, limit: int) -> tuple[bytes, int]:
-    """The reproducible tar of ``root`` under ``prefix`` and how many entries it has."""
+class Layer(NamedTuple):
+    """A layer tar written to a file: its descriptor and how many entries it has."""
+
+    desc: Descriptor
+    files: int
+
+
+def layer_tar(root: Path, prefix: str, mtime: int, limit: int, out: BinaryIO) -> Layer:
+    """Write the reproducible tar of ``root`` under ``prefix`` to ``out``, hashed as it
+    is written (never held in memory)."""
     base = _prefix(prefix)
-    out = io.BytesIO()
+    writer = HashingWriter(out)
     count = 0
     total = 0
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         if base:
             parts = base.split("/")
             for i in range(len(parts)):
@@ -146,7 +155,8 @@ def layer_tar(root: Path, prefix: str, mtime: int, limit: int) -> tuple[bytes, i
                     f"{path}: not a file, directory or symbolic link; a layer holds only those"
                 )
             count += 1
-    return out.getvalue(), count
+    writer.flush()
+    return Layer(Descriptor(LAYER_TYPE, writer.digest, writer.size), count)
 
 
 def _oci(desc: dict[str, Any]) -> dict[str, Any]:
@@ -173,16 +183,45 @@ def append_layer(
     if base is None:
         raise UsageError(f"{source.location(reference)}: no such image; check the tag or digest")
     parsed = base.manifest()  # refuses an index with a one-line error
-    manifest = json_object(base.data, base.source)
     config_data = source.get_blob(parsed.config.digest, size=parsed.config.size)
     config = json_object(config_data, f"{source.location(parsed.config.digest)} config")
     mtime = source_date_epoch()
-    layer, files = layer_tar(directory, prefix, mtime, limit)
-    layer_digest = sha256_digest(layer)
+    with tempfile.TemporaryFile(prefix="attest-step-layer-") as spool:
+        layer = layer_tar(directory, prefix, mtime, limit, spool)
+        spool.seek(0)
+        return _write_image(
+            source,
+            base,
+            config,
+            layer=layer,
+            layer_file=spool,
+            target=target,
+            tag=tag,
+            mtime=mtime,
+            base_name=base_name,
+        )
+
+
+def _write_image(
+    source: Store,
+    base: Manifest,
+    config: dict[str, Any],
+    *,
+    layer: Layer,
+    layer_file: BinaryIO,
+    target: Store,
+    tag: str,
+    mtime: int,
+    base_name: str | None,
+) -> Appended:
+    """Write the base's layers (streamed), the new layer, the new config and manifest."""
+    parsed = base.manifest()
+    manifest = json_object(base.data, base.source)
+    layer_digest = layer.desc.digest
     created = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     rootfs = config.get("rootfs")
     if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
-        raise UsageError(f"{source.location(reference)}: its config has no rootfs.diff_ids")
+        raise UsageError(f"{source.location(base.digest)}: its config has no rootfs.diff_ids")
     rootfs["diff_ids"] = [*rootfs["diff_ids"], layer_digest]
     history = config.get("history")
     entry = {"created": created, "created_by": "attest-step append", "comment": "build output"}
@@ -190,8 +229,9 @@ def append_layer(
     config["created"] = created
     new_config = compact_json(config)
     for desc in parsed.layers:
-        target.put_blob(source.get_blob(desc.digest, size=desc.size))
-    target.put_blob(layer)
+        with source.open_blob(desc.digest, desc.size) as reader:
+            target.put_blob_stream(desc, reader)
+    target.put_blob_stream(layer.desc, layer_file)
     config_digest = target.put_blob(new_config)
     annotations = dict(manifest.get("annotations") or {})
     annotations[BASE_DIGEST_ANNOTATION] = base.digest
@@ -203,10 +243,10 @@ def append_layer(
         "config": {**_oci(manifest["config"]), "digest": config_digest, "size": len(new_config)},
         "layers": [
             *(_oci(d) for d in manifest["layers"]),
-            {"mediaType": LAYER_TYPE, "digest": layer_digest, "size": len(layer)},
+            {"mediaType": LAYER_TYPE, "digest": layer_digest, "size": layer.desc.size},
         ],
         "annotations": annotations,
     }
     data = compact_json(new)
     digest = target.put_manifest(tag, data, MANIFEST_TYPE)
-    return Appended(digest, len(data), layer_digest, len(layer), files)
+    return Appended(digest, len(data), layer_digest, layer.desc.size, layer.files)
