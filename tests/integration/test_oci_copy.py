@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -258,7 +259,9 @@ def auth_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
 def test_credentials_come_from_the_docker_config(
     auth_registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    image = build_image(label="auth")
+    # A layer over 16 KiB: streamed (PUT body and GET spool), sent again after the 401.
+    big = random.Random(7).randbytes(256 << 10)
+    image = build_image({"big.bin": big}, label="auth")
     layout = _layout(tmp_path / "out", image)
     repo = auth_registry.repo("auth")
     empty = tmp_path / "empty"
@@ -289,6 +292,17 @@ def test_credentials_come_from_the_docker_config(
     assert proc.stdout == f"{repo}@{image.digest}\n"
     assert PASSWORD not in proc.stderr
     assert sha256_digest(image.manifest) == image.digest
+    back = tmp_path / "back"
+    proc = _run(
+        "--to-oci-layout",
+        f"{repo}:v1",
+        f"{back}:v1",
+        "--allow-insecure-registry",
+        env={"DOCKER_CONFIG": str(config)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    for digest, data in image.blobs.items():
+        assert (back / "blobs" / "sha256" / digest[7:]).read_bytes() == data
 
 
 def test_blobs_the_registry_has_are_not_sent_again_and_a_bad_layout_sends_nothing(
