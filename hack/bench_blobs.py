@@ -6,7 +6,8 @@ registry fixture (``docker-registry``):
 
 - ``copy --from-oci-layout`` of that image to the registry;
 - ``copy --to-oci-layout`` of it back into a fresh layout;
-- ``append`` of a small directory onto it (the base layer is copied, the new one written).
+- ``append`` of a directory holding a file of a quarter of that size onto it (the base
+  layer is copied, the new layer's tar written and hashed).
 
 Each figure is the child's ``ru_maxrss`` (hack/bench_hashing.py's helper: page cache is
 not part of it). Target: at most 100 MB whatever the layer size, since blobs stream
@@ -116,6 +117,8 @@ def run(quick: bool = False) -> dict[str, Any]:
         _layout(work / "src", mib)
         (work / "app").mkdir()
         (work / "app" / "hello").write_text("hello\n")
+        with (work / "app" / "output.bin").open("wb") as sparse:  # the new layer: mib/4 MiB
+            sparse.truncate(mib // 4 * _CHUNK)
         registry = LocalRegistry(registry_bin, work / "registry")
         registry.start()
         try:
