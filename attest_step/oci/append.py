@@ -164,6 +164,39 @@ def _oci(desc: dict[str, Any]) -> dict[str, Any]:
     return {**desc, "mediaType": _TO_OCI.get(media, media)}
 
 
+def _new_config(config: dict[str, Any], layer_digest: str, mtime: int, where: str) -> bytes:
+    """The base's config with the layer's diff_id, one history entry and ``created``."""
+    created = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rootfs = config.get("rootfs")
+    if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
+        raise UsageError(f"{where}: its config has no rootfs.diff_ids")
+    rootfs["diff_ids"] = [*rootfs["diff_ids"], layer_digest]
+    history = config.get("history")
+    entry = {"created": created, "created_by": "attest-step append", "comment": "build output"}
+    config["history"] = [*(history if isinstance(history, list) else []), entry]
+    config["created"] = created
+    return compact_json(config)
+
+
+def _new_manifest(
+    base: Manifest, config: Descriptor, layer: Descriptor, base_name: str | None
+) -> bytes:
+    """The base's manifest (as OCI) with the new config and one more layer, annotated."""
+    manifest = json_object(base.data, base.source)
+    annotations = dict(manifest.get("annotations") or {})
+    annotations[BASE_DIGEST_ANNOTATION] = base.digest
+    if base_name:
+        annotations[BASE_NAME_ANNOTATION] = base_name
+    new: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {**_oci(manifest["config"]), "digest": config.digest, "size": config.size},
+        "layers": [*(_oci(d) for d in manifest["layers"]), layer.to_dict()],
+        "annotations": annotations,
+    }
+    return compact_json(new)
+
+
 def append_layer(
     source: Store,
     reference: str,
@@ -176,7 +209,8 @@ def append_layer(
     limit: int,
 ) -> Appended:
     """Write to ``target`` at ``tag`` the image at ``reference`` of ``source`` plus one
-    layer holding ``directory`` (see the module docstring)."""
+    layer holding ``directory`` (see the module docstring). Blobs stream: the base's
+    layers from source to target, the new layer through a temporary file."""
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a directory; give the build's output directory")
     base = source.get_manifest(reference)
@@ -188,65 +222,13 @@ def append_layer(
     mtime = source_date_epoch()
     with tempfile.TemporaryFile(prefix="attest-step-layer-") as spool:
         layer = layer_tar(directory, prefix, mtime, limit, spool)
+        new_config = _new_config(config, layer.desc.digest, mtime, source.location(reference))
+        for desc in parsed.layers:
+            with source.open_blob(desc.digest, desc.size) as reader:
+                target.put_blob_stream(desc, reader)
         spool.seek(0)
-        return _write_image(
-            source,
-            base,
-            config,
-            layer=layer,
-            layer_file=spool,
-            target=target,
-            tag=tag,
-            mtime=mtime,
-            base_name=base_name,
-        )
-
-
-def _write_image(
-    source: Store,
-    base: Manifest,
-    config: dict[str, Any],
-    *,
-    layer: Layer,
-    layer_file: BinaryIO,
-    target: Store,
-    tag: str,
-    mtime: int,
-    base_name: str | None,
-) -> Appended:
-    """Write the base's layers (streamed), the new layer, the new config and manifest."""
-    parsed = base.manifest()
-    manifest = json_object(base.data, base.source)
-    layer_digest = layer.desc.digest
-    created = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rootfs = config.get("rootfs")
-    if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
-        raise UsageError(f"{source.location(base.digest)}: its config has no rootfs.diff_ids")
-    rootfs["diff_ids"] = [*rootfs["diff_ids"], layer_digest]
-    history = config.get("history")
-    entry = {"created": created, "created_by": "attest-step append", "comment": "build output"}
-    config["history"] = [*(history if isinstance(history, list) else []), entry]
-    config["created"] = created
-    new_config = compact_json(config)
-    for desc in parsed.layers:
-        with source.open_blob(desc.digest, desc.size) as reader:
-            target.put_blob_stream(desc, reader)
-    target.put_blob_stream(layer.desc, layer_file)
-    config_digest = target.put_blob(new_config)
-    annotations = dict(manifest.get("annotations") or {})
-    annotations[BASE_DIGEST_ANNOTATION] = base.digest
-    if base_name:
-        annotations[BASE_NAME_ANNOTATION] = base_name
-    new: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": {**_oci(manifest["config"]), "digest": config_digest, "size": len(new_config)},
-        "layers": [
-            *(_oci(d) for d in manifest["layers"]),
-            {"mediaType": LAYER_TYPE, "digest": layer_digest, "size": layer.desc.size},
-        ],
-        "annotations": annotations,
-    }
-    data = compact_json(new)
+        target.put_blob_stream(layer.desc, spool)
+    config_desc = Descriptor(CONFIG_TYPE, target.put_blob(new_config), len(new_config))
+    data = _new_manifest(base, config_desc, layer.desc, base_name)
     digest = target.put_manifest(tag, data, MANIFEST_TYPE)
-    return Appended(digest, len(data), layer_digest, layer.desc.size, layer.files)
+    return Appended(digest, len(data), layer.desc.digest, layer.desc.size, layer.files)

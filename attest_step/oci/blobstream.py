@@ -27,6 +27,11 @@ class Readable(Protocol):
     def read(self, size: int = -1, /) -> bytes: ...
 
 
+def blob_descriptor(digest: str, size: int) -> Descriptor:
+    """The descriptor of a blob known by digest and size only."""
+    return Descriptor("application/octet-stream", digest, size)
+
+
 def check_blob_size(desc: Descriptor, limit: int, what: str) -> None:
     """Refuse a descriptor larger than ``--max-blob-size`` (or of a negative size)."""
     if desc.size < 0:

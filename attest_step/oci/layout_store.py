@@ -28,18 +28,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest_step.errors import AttestStepError, RegistryError
 from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
-from attest_step.oci.blobstream import (
-    CHUNK,
-    Readable,
-    VerifiedStream,
-    check_blob_size,
-    verified,
-)
+from attest_step.oci import blobstream
 from attest_step.oci.documents import (
     check_content,
     check_digest_syntax,
@@ -52,11 +46,13 @@ from attest_step.oci.store import Background, Manifest
 from attest_step.oci.types import (
     INDEX_TYPE,
     MANIFEST_TYPE,
-    Descriptor,
     compact_json,
     sha256_digest,
     tag_for,
 )
+
+if TYPE_CHECKING:
+    from attest_step.oci.types import Descriptor
 
 KIND = "kind"
 KIND_IMAGE = "dev.cosignproject.cosign/image"
@@ -295,10 +291,10 @@ class LayoutStore:
         return Background(lambda: self.put_blob(data))
 
     @contextmanager
-    def open_blob(self, digest: str, size: int) -> Iterator[VerifiedStream]:
+    def open_blob(self, digest: str, size: int) -> Iterator[blobstream.VerifiedStream]:
         what = f"{self.name}: blob {digest}"
-        desc = Descriptor("application/octet-stream", digest, size)
-        check_blob_size(desc, self.max_blob_bytes, what)
+        desc = blobstream.blob_descriptor(digest, size)
+        blobstream.check_blob_size(desc, self.max_blob_bytes, what)
         try:
             handle = self._path(digest).open("rb")
         except FileNotFoundError:
@@ -309,21 +305,21 @@ class LayoutStore:
             found = os.fstat(handle.fileno()).st_size
             if found != size:
                 raise RegistryError(f"{what}: {found} bytes, its descriptor says {size}")
-            yield VerifiedStream(handle, desc, what)
+            yield blobstream.VerifiedStream(handle, desc, what)
 
-    def put_blob_stream(self, desc: Descriptor, reader: Readable) -> str:
+    def put_blob_stream(self, desc: Descriptor, reader: blobstream.Readable) -> str:
         """Copy the stream into a temporary file beside its final name, renamed to the
         digest only once the whole stream was checked against ``desc``."""
         what = f"{self.name}: blob {desc.digest}"
-        check_blob_size(desc, self.max_blob_bytes, what)
+        blobstream.check_blob_size(desc, self.max_blob_bytes, what)
         path = self._path(desc.digest)
         if path.exists():
             return desc.digest
-        stream = verified(reader, desc, what)
+        stream = blobstream.verified(reader, desc, what)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
         try:
             with os.fdopen(fd, "wb") as out:
-                while chunk := stream.read(CHUNK):
+                while chunk := stream.read(blobstream.CHUNK):
                     out.write(chunk)
                 out.flush()
                 os.fsync(out.fileno())

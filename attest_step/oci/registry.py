@@ -49,7 +49,13 @@ from attest_step.oci.answers import (
     retry_after,
     short,
 )
-from attest_step.oci.blobstream import Readable, VerifiedStream, check_blob_size, verified
+from attest_step.oci.blobstream import (
+    Readable,
+    VerifiedStream,
+    blob_descriptor,
+    check_blob_size,
+    verified,
+)
 from attest_step.oci.docker_config import docker_config_path, load_docker_auths
 from attest_step.oci.documents import (
     check_content,
@@ -510,7 +516,7 @@ class RegistryClient:
         ``digest`` and ``size``; the file is gone when the block ends."""
         limit = self.options.max_blob_bytes
         what = f"blob {self.host}/{repository}@{digest}"
-        desc = Descriptor("application/octet-stream", digest, size)
+        desc = blob_descriptor(digest, size)
         check_digest_syntax(digest, what)
         check_blob_size(desc, limit, what)
         url = self.url(repository, f"blobs/{digest}")
@@ -537,23 +543,31 @@ class RegistryClient:
         as it is sent: a stream of another digest or size fails before its last byte goes
         out (and the registry checks the digest itself). A retry needs a rewindable
         reader (a file); any other is sent once. Up to ``SMALL_BLOB`` bytes: :meth:`put_blob`."""
-        digest = desc.digest
-        what = f"upload blob {digest} to {self.host}/{repository}"
+        what = f"upload blob {desc.digest} to {self.host}/{repository}"
         check_blob_size(desc, self.options.max_blob_bytes, what)
-        if (repository, digest) in self._has_blob:
-            return digest
+        if (repository, desc.digest) in self._has_blob:
+            return desc.digest
         body = verified(reader, desc, what)
         if desc.size <= SMALL_BLOB:  # read whole (checked) and sent as put_blob sends it
             return self.put_blob(repository, body.read_all()).digest
-        blob_url = self.url(repository, f"blobs/{digest}")
+        self._upload(repository, desc.digest, body, ask_first=True)
+        return desc.digest
+
+    def _upload(
+        self, repository: str, digest: str, body: bytes | VerifiedStream, *, ask_first: bool
+    ) -> None:
+        """HEAD (when ``ask_first``), POST, then PUT ``body`` (a stream: from its start)."""
+        what = f"upload blob {digest} to {self.host}/{repository}"
 
         def op() -> None:
-            if self._request("HEAD", blob_url).status_code == 200:
-                return
+            if ask_first:
+                head = self._request("HEAD", self.url(repository, f"blobs/{digest}"))
+                if head.status_code == 200:
+                    return
             start = self._request("POST", self.url(repository, "blobs/uploads/"))
             if start.status_code != 202:
                 raise self._fail(what, start)
-            if body.tell():
+            if isinstance(body, VerifiedStream) and body.tell():
                 body.seek(0)  # a retry: from the start, or a one-line error
             put = self._request(
                 "PUT",
@@ -566,7 +580,6 @@ class RegistryClient:
 
         self._retry(what, op)
         self._has_blob.add((repository, digest))
-        return digest
 
     def _upload_url(self, start: requests.Response, digest: str) -> str:
         """Where the upload session that ``start`` opened is closed with ``digest``."""
@@ -589,28 +602,6 @@ class RegistryClient:
         when it finds the blob, and these are usually new. Uploading a blob the registry
         already has is harmless (same digest, same content)."""
         digest = sha256_digest(data)
-        if (repository, digest) in self._has_blob:
-            return Descriptor("application/octet-stream", digest, len(data))
-        what = f"upload blob {digest} to {self.host}/{repository}"
-        ask_first = len(data) > SMALL_BLOB
-
-        def op() -> None:
-            if ask_first:
-                head = self._request("HEAD", self.url(repository, f"blobs/{digest}"))
-                if head.status_code == 200:
-                    return
-            start = self._request("POST", self.url(repository, "blobs/uploads/"))
-            if start.status_code != 202:
-                raise self._fail(what, start)
-            put = self._request(
-                "PUT",
-                self._upload_url(start, digest),
-                data=data,
-                headers={"Content-Type": "application/octet-stream"},
-            )
-            if put.status_code != 201:
-                raise self._fail(what, put)
-
-        self._retry(what, op)
-        self._has_blob.add((repository, digest))
+        if (repository, digest) not in self._has_blob:
+            self._upload(repository, digest, data, ask_first=len(data) > SMALL_BLOB)
         return Descriptor("application/octet-stream", digest, len(data))
