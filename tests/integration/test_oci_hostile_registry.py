@@ -116,6 +116,34 @@ def test_an_endless_blob_is_refused_at_the_blob_limit_while_it_streams_in(
     assert outcome.max_rss < limit + 100 * MiB, outcome.max_rss
 
 
+def test_an_endless_blob_copied_to_a_layout_is_refused_and_never_held_in_memory(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    """``copy --to-oci-layout`` streams a blob to a temporary file: an endless one is cut at
+    the blob limit without the process holding it, and the layout gets nothing."""
+
+    def behave(request: Request) -> None:
+        if request.method == "GET" and "/manifests/" in request.path:
+            request.answer(200, sig_manifest(), {"Content-Type": MANIFEST_TYPE})
+        elif request.method == "GET" and "/blobs/" in request.path:
+            request.stream("application/octet-stream", declared=None)
+        else:
+            request.answer(404)
+
+    server = hostile(behave)
+    out = tmp_path / "out"
+    args = [ATTEST_STEP, "copy", "--to-oci-layout", "--allow-insecure-registry"]
+    image = f"{server.host}/app@{sha256_digest(sig_manifest())}"
+    args += ["--timeout", "60s", image, f"{out}:v1"]
+    outcome = run_measured(args, dict(os.environ))
+    line = one_line(outcome)
+    assert outcome.returncode == 2, line
+    assert f"larger than {64 * MiB} bytes" in line
+    assert outcome.max_rss < 64 * MiB, outcome.max_rss
+    assert not list((out / "blobs" / "sha256").iterdir())
+    assert json.loads((out / "index.json").read_text())["manifests"] == []
+
+
 def test_a_blob_whose_descriptor_is_over_the_limit_is_not_fetched(
     hostile: Hostile, cosign_key_pair: KeyPair
 ) -> None:
