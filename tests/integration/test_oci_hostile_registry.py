@@ -18,6 +18,7 @@ import pytest
 from attest_step.errors import EXIT_REGISTRY_UNAVAILABLE
 from attest_step.imageref import parse_image_ref
 from attest_step.keys.local import LocalSigner, PublicKeyVerifier
+from attest_step.oci.layout_store import LayoutStore
 from attest_step.oci.options import MAX_MANIFEST_BYTES, RegistryOptions
 from attest_step.oci.registry import RegistryClient
 from attest_step.oci.retry import Deadline
@@ -399,3 +400,39 @@ def test_a_signature_blob_substituted_by_the_registry_is_refused(
     line = one_line(outcome)
     assert outcome.returncode == 2, line
     assert "the content served does not match its digest" in line
+
+
+def test_a_streamed_upload_that_failed_is_sent_again_from_its_start(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    """``copy --from-oci-layout`` streams a layer as the PUT body; the registry answers the
+    first PUT 503, and the retry sends the whole layer again (the stream rewound)."""
+    layer = os.urandom(256 << 10)
+    image = build_image({"big.bin": layer}, label="retry")
+    layer_digest = json.loads(image.manifest)["layers"][0]["digest"]
+    layout = LayoutStore(tmp_path / "src")
+    with layout.locked():
+        for data in image.blobs.values():
+            layout.put_blob(data)
+        layout.put_manifest("app", image.manifest, MANIFEST_TYPE)
+    bodies: list[bytes] = []
+
+    def behave(request: Request) -> None:
+        if request.method == "POST":
+            request.answer(202, b"", {"Location": "/upload/1"})
+        elif request.method == "PUT" and request.path.startswith("/upload/"):
+            if layer_digest in request.path:
+                bodies.append(request.body)
+            request.answer(503 if len(bodies) == 1 and layer_digest in request.path else 201)
+        elif request.method == "PUT":
+            request.answer(201)
+        else:
+            request.answer(404)
+
+    server = hostile(behave)
+    args = [ATTEST_STEP, "copy", "--from-oci-layout", "--allow-insecure-registry"]
+    args += [f"{tmp_path / 'src'}:app", f"{server.host}/app:v1"]
+    outcome = run_measured(args, dict(os.environ))
+    assert outcome.returncode == 0, outcome.stderr
+    compressed = image.blobs[layer_digest]
+    assert bodies == [compressed, compressed]
