@@ -205,6 +205,26 @@ class _OrasRegistry:
         return response
 
 
+class _Download:
+    """A blob's body, fetched (into a temporary file) on the first read."""
+
+    def __init__(self, fetch: Callable[[], BinaryIO]) -> None:
+        self._fetch = fetch
+        self._file: BinaryIO | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._file is None:
+            self._file = self._fetch()
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0 if self._file is None else self._file.seek(offset, whence)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+
+
 class UnusableAnswer(Exception):
     """The registry (or its token service) answered something this client cannot use."""
 
@@ -511,9 +531,10 @@ class RegistryClient:
 
     @contextlib.contextmanager
     def open_blob(self, repository: str, digest: str, size: int) -> Iterator[VerifiedStream]:
-        """The blob as a stream: the body is written to a temporary file as it arrives
-        (at most ``--max-blob-size``, within the deadline), then read back checked against
-        ``digest`` and ``size``; the file is gone when the block ends."""
+        """The blob as a stream, fetched on the first read (a target that has the blob
+        reads nothing, so nothing is downloaded): the body is written to a temporary file
+        as it arrives (at most ``--max-blob-size``, within the deadline), then read back
+        checked against ``digest`` and ``size``; the file is gone when the block ends."""
         limit = self.options.max_blob_bytes
         what = f"blob {self.host}/{repository}@{digest}"
         desc = blob_descriptor(digest, size)
@@ -533,9 +554,11 @@ class RegistryClient:
                 raise
             return spool
 
-        spool: BinaryIO = self._retry(f"get {what}", op)
-        with spool:
-            yield VerifiedStream(spool, desc, what)
+        download = _Download(lambda: self._retry(f"get {what}", op))
+        try:
+            yield VerifiedStream(download, desc, what)
+        finally:
+            download.close()
 
     def put_blob_stream(self, repository: str, desc: Descriptor, reader: Readable) -> str:
         """Upload the blob ``desc`` from ``reader`` (POST, then one PUT whose body is the

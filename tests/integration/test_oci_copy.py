@@ -133,6 +133,38 @@ def test_copies_from_the_registry_into_a_layout_by_digest(
     assert proc.stdout == f"{other}@{pushed.digest}\n"
 
 
+def test_blobs_a_layout_has_are_not_downloaded_again(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """A blob is fetched on its first read: the second copy into the same layout reads
+    the manifest and downloads nothing (through a recording proxy)."""
+    gets: list[str] = []
+
+    def record(method: str, path: str, status: int, body: bytes) -> bytes:
+        if method == "GET" and "/blobs/" in path:
+            gets.append(path)
+        return body
+
+    proxy = TamperingProxy(registry.host, record)
+    try:
+        image = build_image({"big.bin": os.urandom(64 << 10)}, label="nodl")
+        pushed = push_image(registry.repo("nodl"), image)
+        ref = f"{proxy.host}/{pushed.repository.partition('/')[2]}@{pushed.digest}"
+        for tag in ("one", "two"):
+            gets.clear()
+            proc = _run("--to-oci-layout", ref, f"{tmp_path / 'deps'}:{tag}", INSECURE)
+            assert proc.returncode == 0, proc.stderr
+            if tag == "one":
+                assert len(gets) == len(image.blobs), gets
+        assert gets == []
+        store = LayoutStore(tmp_path / "deps")
+        assert store.list_tags() == ["one", "two"]
+        for digest, data in image.blobs.items():
+            assert store.get_blob(digest) == data
+    finally:
+        proxy.stop()
+
+
 def test_a_corrupt_layout_blob_is_refused_and_nothing_is_tagged(
     registry: LocalRegistry, tmp_path: Path
 ) -> None:
