@@ -315,6 +315,12 @@ class LayoutStore:
         path = self._path(desc.digest)
         if path.exists():
             return desc.digest
+        inside = self.root.resolve() / path.parent.relative_to(self.root)
+        if path.parent.resolve() != inside:
+            raise RegistryError(
+                f"{what}: {path.parent} is or passes through a symbolic link; not written "
+                "(a layout's blobs stay inside its directory)"
+            )
         stream = blobstream.verified(reader, desc, what)
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
         try:

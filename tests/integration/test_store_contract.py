@@ -376,3 +376,17 @@ def test_an_opened_blob_is_checked_as_it_is_read(backend: Backend) -> None:
         assert first == data[: 1 << 10]
         with pytest.raises(RegistryError, match="does not match its digest"):
             reader.drain()
+
+
+def test_a_layout_does_not_stream_a_blob_through_a_symbolic_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "layout"
+    (root / "blobs").mkdir(parents=True)
+    (root / "blobs" / "sha256").symlink_to(outside)
+    data = _random(100 << 10, 17)
+    desc = Descriptor("x", sha256_digest(data), len(data))
+    layout = LayoutStore(root)
+    with layout.locked(), pytest.raises(RegistryError, match="symbolic link"):
+        layout.put_blob_stream(desc, io.BytesIO(data))
+    assert not list(outside.iterdir())
