@@ -313,26 +313,15 @@ def test_credentials_come_from_the_docker_config(
     (config / "config.json").write_text(
         json.dumps({"auths": {auth_registry.host: {"auth": token}}})
     )
-    proc = _run(
-        "--from-oci-layout",
-        f"{layout}:app",
-        f"{repo}:v1",
-        "--allow-insecure-registry",
-        env={"DOCKER_CONFIG": str(config)},
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == f"{repo}@{image.digest}\n"
-    assert PASSWORD not in proc.stderr
-    assert sha256_digest(image.manifest) == image.digest
     back = tmp_path / "back"
-    proc = _run(
-        "--to-oci-layout",
-        f"{repo}:v1",
-        f"{back}:v1",
-        "--allow-insecure-registry",
-        env={"DOCKER_CONFIG": str(config)},
-    )
-    assert proc.returncode == 0, proc.stderr
+    logged_in = {"DOCKER_CONFIG": str(config)}
+    pushed = _run("--from-oci-layout", f"{layout}:app", f"{repo}:v1", INSECURE, env=logged_in)
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stdout == f"{repo}@{image.digest}\n"
+    assert PASSWORD not in pushed.stderr
+    assert sha256_digest(image.manifest) == image.digest
+    pulled = _run("--to-oci-layout", f"{repo}:v1", f"{back}:v1", INSECURE, env=logged_in)
+    assert pulled.returncode == 0, pulled.stderr
     for digest, data in image.blobs.items():
         assert (back / "blobs" / "sha256" / digest[7:]).read_bytes() == data
 

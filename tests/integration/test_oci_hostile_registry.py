@@ -92,6 +92,16 @@ def test_a_1_5_gb_manifest_is_refused_while_it_streams_in(
     assert outcome.max_rss < 120 * MiB, outcome.max_rss
 
 
+def endless_blobs(request: Request) -> None:
+    """A ``.sig`` manifest whose blobs (descriptor: 1000 bytes) never end."""
+    if request.method == "GET" and "/manifests/" in request.path:
+        request.answer(200, sig_manifest(), {"Content-Type": MANIFEST_TYPE})
+    elif request.method == "GET" and "/blobs/" in request.path:
+        request.stream("application/octet-stream", declared=None)
+    else:
+        request.answer(404)
+
+
 @pytest.mark.parametrize(
     ("flag", "limit"), [([], 64 * MiB), (["--max-blob-size", "1MiB"], MiB)], ids=["64MiB", "1MiB"]
 )
@@ -100,15 +110,7 @@ def test_an_endless_blob_is_refused_at_the_blob_limit_while_it_streams_in(
 ) -> None:
     """A blob whose descriptor says 1000 bytes but whose body never ends."""
 
-    def behave(request: Request) -> None:
-        if request.method == "GET" and "/manifests/" in request.path:
-            request.answer(200, sig_manifest(), {"Content-Type": MANIFEST_TYPE})
-        elif request.method == "GET" and "/blobs/" in request.path:
-            request.stream("application/octet-stream", declared=None)
-        else:
-            request.answer(404)
-
-    server = hostile(behave)
+    server = hostile(endless_blobs)
     outcome = verify(server.host, cosign_key_pair, *flag)
     line = one_line(outcome)
     assert outcome.returncode == 2, line
@@ -123,15 +125,7 @@ def test_an_endless_blob_copied_to_a_layout_is_refused_and_never_held_in_memory(
     """``copy --to-oci-layout`` streams a blob to a temporary file: an endless one is cut at
     the blob limit without the process holding it, and the layout gets nothing."""
 
-    def behave(request: Request) -> None:
-        if request.method == "GET" and "/manifests/" in request.path:
-            request.answer(200, sig_manifest(), {"Content-Type": MANIFEST_TYPE})
-        elif request.method == "GET" and "/blobs/" in request.path:
-            request.stream("application/octet-stream", declared=None)
-        else:
-            request.answer(404)
-
-    server = hostile(behave)
+    server = hostile(endless_blobs)
     out = tmp_path / "out"
     args = [ATTEST_STEP, "copy", "--to-oci-layout", "--allow-insecure-registry"]
     image = f"{server.host}/app@{sha256_digest(sig_manifest())}"
