@@ -78,10 +78,11 @@ def copy_command(
       attest-step copy --to-oci-layout ghcr.io/org/base@sha256:HEX deps/base:base
 
     Every blob is checked against its digest and size before it is written (from a
-    layout: all of them before the first upload), blobs over 16 KiB the destination has
-    are not sent again, and the manifest goes last: a failed copy never leaves a tag on
-    an incomplete image. Blobs are held in memory one at a time
-    (--max-blob-size). Prints REGISTRY/REPO@sha256:HEX. Only single
+    layout: all of them before the first upload), blobs the destination has are not
+    sent again, and the manifest goes last: a failed copy never leaves a tag on an
+    incomplete image. Blobs stream through (a download is spooled to a temporary file
+    in TMPDIR), so memory does not grow with their size; each is at most
+    --max-blob-size. Prints REGISTRY/REPO@sha256:HEX. Only single
     image manifests are copied (an index is refused). Credentials come from the docker
     config (DOCKER_CONFIG); exit 2 on bad input or a refusal, 75 when the registry gave
     no answer in --timeout (retry later).

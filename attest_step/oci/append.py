@@ -20,19 +20,20 @@ Every base blob is read checked against its digest and size.
 
 from __future__ import annotations
 
-import io
 import os
 import stat
 import tarfile
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from attest_step.errors import AttestStepError, UsageError
+from attest_step.oci.blobstream import HashingWriter
 from attest_step.oci.documents import json_object
-from attest_step.oci.store import Store
-from attest_step.oci.types import CONFIG_TYPE, MANIFEST_TYPE, compact_json, sha256_digest
+from attest_step.oci.store import Manifest, Store
+from attest_step.oci.types import CONFIG_TYPE, MANIFEST_TYPE, Descriptor, compact_json
 
 LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar"
 GZIP_LAYER_TYPE = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -109,13 +110,21 @@ def _header(name: str, kind: bytes, mode: int, mtime: int) -> tarfile.TarInfo:
     return info
 
 
-def layer_tar(root: Path, prefix: str, mtime: int, limit: int) -> tuple[bytes, int]:
-    """The reproducible tar of ``root`` under ``prefix`` and how many entries it has."""
+class Layer(NamedTuple):
+    """A layer tar written to a file: its descriptor and how many entries it has."""
+
+    desc: Descriptor
+    files: int
+
+
+def layer_tar(root: Path, prefix: str, mtime: int, limit: int, out: BinaryIO) -> Layer:
+    """Write the reproducible tar of ``root`` under ``prefix`` to ``out``, hashed as it
+    is written (never held in memory)."""
     base = _prefix(prefix)
-    out = io.BytesIO()
+    writer = HashingWriter(out)
     count = 0
     total = 0
-    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+    with tarfile.open(fileobj=writer, mode="w", format=tarfile.PAX_FORMAT) as tar:  # type: ignore[call-overload]
         if base:
             parts = base.split("/")
             for i in range(len(parts)):
@@ -146,12 +155,46 @@ def layer_tar(root: Path, prefix: str, mtime: int, limit: int) -> tuple[bytes, i
                     f"{path}: not a file, directory or symbolic link; a layer holds only those"
                 )
             count += 1
-    return out.getvalue(), count
+    writer.flush()
+    return Layer(Descriptor(LAYER_TYPE, writer.digest, writer.size), count)
 
 
 def _oci(desc: dict[str, Any]) -> dict[str, Any]:
     media = str(desc.get("mediaType", ""))
     return {**desc, "mediaType": _TO_OCI.get(media, media)}
+
+
+def _new_config(config: dict[str, Any], layer_digest: str, mtime: int, where: str) -> bytes:
+    """The base's config with the layer's diff_id, one history entry and ``created``."""
+    created = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    rootfs = config.get("rootfs")
+    if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
+        raise UsageError(f"{where}: its config has no rootfs.diff_ids")
+    rootfs["diff_ids"] = [*rootfs["diff_ids"], layer_digest]
+    history = config.get("history")
+    entry = {"created": created, "created_by": "attest-step append", "comment": "build output"}
+    config["history"] = [*(history if isinstance(history, list) else []), entry]
+    config["created"] = created
+    return compact_json(config)
+
+
+def _new_manifest(
+    base: Manifest, config: Descriptor, layer: Descriptor, base_name: str | None
+) -> bytes:
+    """The base's manifest (as OCI) with the new config and one more layer, annotated."""
+    manifest = json_object(base.data, base.source)
+    annotations = dict(manifest.get("annotations") or {})
+    annotations[BASE_DIGEST_ANNOTATION] = base.digest
+    if base_name:
+        annotations[BASE_NAME_ANNOTATION] = base_name
+    new: dict[str, Any] = {
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_TYPE,
+        "config": {**_oci(manifest["config"]), "digest": config.digest, "size": config.size},
+        "layers": [*(_oci(d) for d in manifest["layers"]), layer.to_dict()],
+        "annotations": annotations,
+    }
+    return compact_json(new)
 
 
 def append_layer(
@@ -166,47 +209,26 @@ def append_layer(
     limit: int,
 ) -> Appended:
     """Write to ``target`` at ``tag`` the image at ``reference`` of ``source`` plus one
-    layer holding ``directory`` (see the module docstring)."""
+    layer holding ``directory`` (see the module docstring). Blobs stream: the base's
+    layers from source to target, the new layer through a temporary file."""
     if not directory.is_dir():
         raise UsageError(f"{directory}: not a directory; give the build's output directory")
     base = source.get_manifest(reference)
     if base is None:
         raise UsageError(f"{source.location(reference)}: no such image; check the tag or digest")
     parsed = base.manifest()  # refuses an index with a one-line error
-    manifest = json_object(base.data, base.source)
     config_data = source.get_blob(parsed.config.digest, size=parsed.config.size)
     config = json_object(config_data, f"{source.location(parsed.config.digest)} config")
     mtime = source_date_epoch()
-    layer, files = layer_tar(directory, prefix, mtime, limit)
-    layer_digest = sha256_digest(layer)
-    created = datetime.fromtimestamp(mtime, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-    rootfs = config.get("rootfs")
-    if not isinstance(rootfs, dict) or not isinstance(rootfs.get("diff_ids"), list):
-        raise UsageError(f"{source.location(reference)}: its config has no rootfs.diff_ids")
-    rootfs["diff_ids"] = [*rootfs["diff_ids"], layer_digest]
-    history = config.get("history")
-    entry = {"created": created, "created_by": "attest-step append", "comment": "build output"}
-    config["history"] = [*(history if isinstance(history, list) else []), entry]
-    config["created"] = created
-    new_config = compact_json(config)
-    for desc in parsed.layers:
-        target.put_blob(source.get_blob(desc.digest, size=desc.size))
-    target.put_blob(layer)
-    config_digest = target.put_blob(new_config)
-    annotations = dict(manifest.get("annotations") or {})
-    annotations[BASE_DIGEST_ANNOTATION] = base.digest
-    if base_name:
-        annotations[BASE_NAME_ANNOTATION] = base_name
-    new: dict[str, Any] = {
-        "schemaVersion": 2,
-        "mediaType": MANIFEST_TYPE,
-        "config": {**_oci(manifest["config"]), "digest": config_digest, "size": len(new_config)},
-        "layers": [
-            *(_oci(d) for d in manifest["layers"]),
-            {"mediaType": LAYER_TYPE, "digest": layer_digest, "size": len(layer)},
-        ],
-        "annotations": annotations,
-    }
-    data = compact_json(new)
+    with tempfile.TemporaryFile(prefix="attest-step-layer-") as spool:
+        layer = layer_tar(directory, prefix, mtime, limit, spool)
+        new_config = _new_config(config, layer.desc.digest, mtime, source.location(reference))
+        for desc in parsed.layers:
+            with source.open_blob(desc.digest, desc.size) as reader:
+                target.put_blob_stream(desc, reader)
+        spool.seek(0)
+        target.put_blob_stream(layer.desc, spool)
+    config_desc = Descriptor(CONFIG_TYPE, target.put_blob(new_config), len(new_config))
+    data = _new_manifest(base, config_desc, layer.desc, base_name)
     digest = target.put_manifest(tag, data, MANIFEST_TYPE)
-    return Appended(digest, len(data), layer_digest, len(layer), files)
+    return Appended(digest, len(data), layer.desc.digest, layer.desc.size, layer.files)

@@ -4,12 +4,14 @@ through the :class:`~attest_step.oci.store.Store` interface.
 
 What :func:`copy_image` guarantees:
 
-- every blob is read from the source and checked against its descriptor's digest and size
-  (the stores do both while reading, refusing more than ``--max-blob-size``) before it is
-  written; from an OCI layout every blob is checked before the first one is written, so a
-  corrupt or incomplete layout sends nothing (a registry source is not read twice);
-- blobs the target already has are not sent again (the registry is asked first for blobs
-  over 16 KiB; a layout looks at its files);
+- every blob streams from the source to the target (``Store.open_blob`` and
+  ``put_blob_stream``, so memory does not grow with its size), checked against its
+  descriptor's digest and size while it flows (refusing more than ``--max-blob-size``)
+  and committed under its digest only once the whole of it checked; from an OCI layout
+  every blob is checked before the first one is written, so a corrupt or incomplete
+  layout sends nothing (a registry source is not read twice);
+- blobs the target already has are not sent again (the registry is asked first; a layout
+  looks at its files);
 - the manifest is written last, byte for byte, so a tag never names an image whose blobs
   are missing, and its digest is the source's.
 
@@ -124,11 +126,14 @@ def copy_image(
         # Local and cheap to read twice: every blob is checked before anything is written,
         # so a corrupt layout sends nothing at all.
         for desc in wanted:
-            source.get_blob(desc.digest, size=desc.size)
-    # Each blob is checked as it is read (again, for a layout: it may have changed), and
-    # the manifest goes last, so a failure leaves at most unreferenced blobs behind.
+            with source.open_blob(desc.digest, desc.size) as reader:
+                reader.drain()
+    # Each blob streams from source to target, checked as it flows (again, for a layout:
+    # it may have changed), never whole in memory; the manifest goes last, so a failure
+    # leaves at most unreferenced blobs behind.
     for desc in wanted:
-        target.put_blob(source.get_blob(desc.digest, size=desc.size))
+        with source.open_blob(desc.digest, desc.size) as reader:
+            target.put_blob_stream(desc, reader)
     digest = target.put_manifest(target_ref, manifest.data, manifest.media_type)
     if digest != manifest.digest:
         raise RegistryError(

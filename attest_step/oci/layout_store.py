@@ -21,15 +21,19 @@ after the work succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from attest_step.errors import AttestStepError, RegistryError
 from attest_step.fileio import write_atomically
 from attest_step.imageref import ImageRef
+from attest_step.oci import blobstream
 from attest_step.oci.documents import (
     check_content,
     check_digest_syntax,
@@ -46,6 +50,9 @@ from attest_step.oci.types import (
     sha256_digest,
     tag_for,
 )
+
+if TYPE_CHECKING:
+    from attest_step.oci.types import Descriptor
 
 KIND = "kind"
 KIND_IMAGE = "dev.cosignproject.cosign/image"
@@ -282,6 +289,54 @@ class LayoutStore:
 
     def put_blob_background(self, data: bytes) -> Background:
         return Background(lambda: self.put_blob(data))
+
+    @contextmanager
+    def open_blob(self, digest: str, size: int) -> Iterator[blobstream.VerifiedStream]:
+        what = f"{self.name}: blob {digest}"
+        desc = blobstream.blob_descriptor(digest, size)
+        blobstream.check_blob_size(desc, self.max_blob_bytes, what)
+        try:
+            handle = self._path(digest).open("rb")
+        except FileNotFoundError:
+            raise RegistryError(f"{what}: not in the layout; the layout is incomplete") from None
+        except OSError as err:
+            raise AttestStepError(f"{what}: cannot read it ({err.strerror})") from err
+        with handle:
+            found = os.fstat(handle.fileno()).st_size
+            if found != size:
+                raise RegistryError(f"{what}: {found} bytes, its descriptor says {size}")
+            yield blobstream.VerifiedStream(handle, desc, what)
+
+    def put_blob_stream(self, desc: Descriptor, reader: blobstream.Readable) -> str:
+        """Copy the stream into a temporary file beside its final name, renamed to the
+        digest only once the whole stream was checked against ``desc``."""
+        what = f"{self.name}: blob {desc.digest}"
+        blobstream.check_blob_size(desc, self.max_blob_bytes, what)
+        path = self._path(desc.digest)
+        if path.exists():
+            return desc.digest
+        inside = self.root.resolve() / path.parent.relative_to(self.root)
+        if path.parent.resolve() != inside:
+            raise RegistryError(
+                f"{what}: {path.parent} is or passes through a symbolic link; not written "
+                "(a layout's blobs stay inside its directory)"
+            )
+        stream = blobstream.verified(reader, desc, what)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".partial-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(blobstream.CHUNK):
+                    out.write(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            os.replace(tmp, path)
+        except BaseException as err:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            if isinstance(err, OSError):
+                raise AttestStepError(f"{what}: cannot write it ({err.strerror})") from err
+            raise
+        return desc.digest
 
     def note_image(self, image: ImageRef) -> None:
         entries = self._writable()

@@ -28,11 +28,13 @@ layout code, about 30 ms, none of which this client uses); ``oras.auth`` and req
 from __future__ import annotations
 
 import base64
+import contextlib
 import os
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator
 from http.cookiejar import DefaultCookiePolicy
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import oras.auth
 import oras.auth.utils
@@ -46,6 +48,13 @@ from attest_step.oci.answers import (
     path_of,
     retry_after,
     short,
+)
+from attest_step.oci.blobstream import (
+    Readable,
+    VerifiedStream,
+    blob_descriptor,
+    check_blob_size,
+    verified,
 )
 from attest_step.oci.docker_config import docker_config_path, load_docker_auths
 from attest_step.oci.documents import (
@@ -130,7 +139,7 @@ class _OrasRegistry:
         self,
         url: str,
         method: str = "GET",
-        data: dict[str, Any] | bytes | None = None,
+        data: dict[str, Any] | bytes | VerifiedStream | None = None,
         headers: dict[str, str] | None = None,
         json: dict[str, Any] | None = None,
         stream: bool = False,
@@ -175,11 +184,13 @@ class _OrasRegistry:
         *,
         method: str,
         url: str,
-        data: dict[str, Any] | bytes | None,
+        data: dict[str, Any] | bytes | VerifiedStream | None,
         headers: dict[str, str],
         json: dict[str, Any] | None,
         stream: bool,
     ) -> requests.Response:
+        if isinstance(data, VerifiedStream) and data.tell():
+            data.seek(0)  # sent again (after a 401): from the start
         response: requests.Response = self.session.request(
             method,
             url,
@@ -192,6 +203,26 @@ class _OrasRegistry:
             allow_redirects=True,
         )
         return response
+
+
+class _Download:
+    """A blob's body, fetched (into a temporary file) on the first read."""
+
+    def __init__(self, fetch: Callable[[], BinaryIO]) -> None:
+        self._fetch = fetch
+        self._file: BinaryIO | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._file is None:
+            self._file = self._fetch()
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0 if self._file is None else self._file.seek(offset, whence)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
 
 
 class UnusableAnswer(Exception):
@@ -269,18 +300,23 @@ class RegistryClient:
         method: str,
         url: str,
         *,
-        data: bytes | None = None,
+        data: bytes | VerifiedStream | None = None,
         headers: dict[str, str] | None = None,
         max_bytes: int = MAX_MANIFEST_BYTES,
+        sink: BinaryIO | None = None,
     ) -> requests.Response:
         """One exchange (with its redirects and token requests), its body at most
-        ``max_bytes``; transient failures raise RetryableError, the deadline and answers
-        that retrying cannot fix raise at once."""
+        ``max_bytes`` (written to ``sink`` when given and the answer is 200); transient
+        failures raise RetryableError, the deadline and answers that retrying cannot fix
+        raise at once. A streamed blob (``sink``, or a :class:`VerifiedStream` body) is
+        bounded by the verb's deadline only, not by the per-request timeout."""
         where = f"{self.host}: {method} {path_of(url)}"
         adapter = self._oras.adapter
         adapter.request_timeout = self.policy.request_timeout
+        if sink is not None or isinstance(data, VerifiedStream):
+            adapter.request_timeout = max(self.policy.request_timeout, self.deadline.remaining())
         try:
-            with adapter.limit(max_bytes):
+            with adapter.limit(max_bytes, sink=sink):
                 response: requests.Response = self._oras.do_request(
                     url, method, data=data, headers=headers
                 )
@@ -493,6 +529,89 @@ class RegistryClient:
         result: bytes = self._retry(f"get {what}", op)
         return result
 
+    @contextlib.contextmanager
+    def open_blob(self, repository: str, digest: str, size: int) -> Iterator[VerifiedStream]:
+        """The blob as a stream, fetched on the first read (a target that has the blob
+        reads nothing, so nothing is downloaded): the body is written to a temporary file
+        as it arrives (at most ``--max-blob-size``, within the deadline), then read back
+        checked against ``digest`` and ``size``; the file is gone when the block ends."""
+        limit = self.options.max_blob_bytes
+        what = f"blob {self.host}/{repository}@{digest}"
+        desc = blob_descriptor(digest, size)
+        check_digest_syntax(digest, what)
+        check_blob_size(desc, limit, what)
+        url = self.url(repository, f"blobs/{digest}")
+
+        def op() -> BinaryIO:
+            spool = tempfile.TemporaryFile(prefix="attest-step-blob-")  # noqa: SIM115 (returned)
+            try:
+                resp = self._request("GET", url, max_bytes=limit, sink=spool)
+                if resp.status_code != 200:
+                    raise self._fail(f"get {what}", resp)
+                spool.seek(0)
+            except BaseException:
+                spool.close()
+                raise
+            return spool
+
+        download = _Download(lambda: self._retry(f"get {what}", op))
+        try:
+            yield VerifiedStream(download, desc, what)
+        finally:
+            download.close()
+
+    def put_blob_stream(self, repository: str, desc: Descriptor, reader: Readable) -> str:
+        """Upload the blob ``desc`` from ``reader`` (POST, then one PUT whose body is the
+        stream, with its Content-Length), unless the registry has it. The body is checked
+        as it is sent: a stream of another digest or size fails before its last byte goes
+        out (and the registry checks the digest itself). A retry needs a rewindable
+        reader (a file); any other is sent once. Up to ``SMALL_BLOB`` bytes: :meth:`put_blob`."""
+        what = f"upload blob {desc.digest} to {self.host}/{repository}"
+        check_blob_size(desc, self.options.max_blob_bytes, what)
+        if (repository, desc.digest) in self._has_blob:
+            return desc.digest
+        body = verified(reader, desc, what)
+        if desc.size <= SMALL_BLOB:  # read whole (checked) and sent as put_blob sends it
+            return self.put_blob(repository, body.read_all()).digest
+        self._upload(repository, desc.digest, body, ask_first=True)
+        return desc.digest
+
+    def _upload(
+        self, repository: str, digest: str, body: bytes | VerifiedStream, *, ask_first: bool
+    ) -> None:
+        """HEAD (when ``ask_first``), POST, then PUT ``body`` (a stream: from its start)."""
+        what = f"upload blob {digest} to {self.host}/{repository}"
+
+        def op() -> None:
+            if ask_first:
+                head = self._request("HEAD", self.url(repository, f"blobs/{digest}"))
+                if head.status_code == 200:
+                    return
+            start = self._request("POST", self.url(repository, "blobs/uploads/"))
+            if start.status_code != 202:
+                raise self._fail(what, start)
+            if isinstance(body, VerifiedStream) and body.tell():
+                body.seek(0)  # a retry: from the start, or a one-line error
+            put = self._request(
+                "PUT",
+                self._upload_url(start, digest),
+                data=body,
+                headers={"Content-Type": "application/octet-stream"},
+            )
+            if put.status_code != 201:
+                raise self._fail(what, put)
+
+        self._retry(what, op)
+        self._has_blob.add((repository, digest))
+
+    def _upload_url(self, start: requests.Response, digest: str) -> str:
+        """Where the upload session that ``start`` opened is closed with ``digest``."""
+        location = start.headers.get("Location", "")
+        if location.startswith("/"):
+            location = f"{self._scheme}://{self._api_host}{location}"
+        sep = "&" if "?" in location else "?"
+        return f"{location}{sep}digest={digest}"
+
     def put_blob_background(self, repository: str, data: bytes) -> Background:
         """:meth:`put_blob` on another thread; call ``wait()`` before relying on the blob."""
         return Background(lambda: self.put_blob(repository, data))
@@ -506,32 +625,6 @@ class RegistryClient:
         when it finds the blob, and these are usually new. Uploading a blob the registry
         already has is harmless (same digest, same content)."""
         digest = sha256_digest(data)
-        if (repository, digest) in self._has_blob:
-            return Descriptor("application/octet-stream", digest, len(data))
-        what = f"upload blob {digest} to {self.host}/{repository}"
-        ask_first = len(data) > SMALL_BLOB
-
-        def op() -> None:
-            if ask_first:
-                head = self._request("HEAD", self.url(repository, f"blobs/{digest}"))
-                if head.status_code == 200:
-                    return
-            start = self._request("POST", self.url(repository, "blobs/uploads/"))
-            if start.status_code != 202:
-                raise self._fail(what, start)
-            location = start.headers.get("Location", "")
-            if location.startswith("/"):
-                location = f"{self._scheme}://{self._api_host}{location}"
-            sep = "&" if "?" in location else "?"
-            put = self._request(
-                "PUT",
-                f"{location}{sep}digest={digest}",
-                data=data,
-                headers={"Content-Type": "application/octet-stream"},
-            )
-            if put.status_code != 201:
-                raise self._fail(what, put)
-
-        self._retry(what, op)
-        self._has_blob.add((repository, digest))
+        if (repository, digest) not in self._has_blob:
+            self._upload(repository, digest, data, ask_first=len(data) > SMALL_BLOB)
         return Descriptor("application/octet-stream", digest, len(data))

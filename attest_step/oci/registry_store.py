@@ -4,12 +4,15 @@ policy, the deadline, the size limits and the digest checks all live there)."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from attest_step.errors import AttestStepError, RegistryError
 from attest_step.imageref import ImageRef
+from attest_step.oci.blobstream import Readable, VerifiedStream
 from attest_step.oci.registry import RegistryClient
 from attest_step.oci.store import Background, Manifest
+from attest_step.oci.types import Descriptor
 
 
 class RegistryStore:
@@ -46,6 +49,12 @@ class RegistryStore:
 
     def put_blob(self, data: bytes) -> str:
         return self.client.put_blob(self.repository, data).digest
+
+    def open_blob(self, digest: str, size: int) -> AbstractContextManager[VerifiedStream]:
+        return self.client.open_blob(self.repository, digest, size)
+
+    def put_blob_stream(self, desc: Descriptor, reader: Readable) -> str:
+        return self.client.put_blob_stream(self.repository, desc, reader)
 
     def put_blob_background(self, data: bytes) -> Background:
         return self.client.put_blob_background(self.repository, data)

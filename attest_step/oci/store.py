@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from attest_step.oci.documents import ImageManifest, index_entries, json_object, parse_manifest
@@ -27,6 +28,7 @@ from attest_step.oci.types import Descriptor
 if TYPE_CHECKING:
     from attest_step.errors import AttestStepError
     from attest_step.imageref import ImageRef
+    from attest_step.oci.blobstream import Readable, VerifiedStream
 
 
 class Manifest(NamedTuple):
@@ -120,6 +122,19 @@ class Store(Protocol):
 
     def put_blob(self, data: bytes) -> str:
         """Store ``data`` (nothing when the store has it); return its digest."""
+        ...
+
+    def open_blob(self, digest: str, size: int) -> AbstractContextManager[VerifiedStream]:
+        """The blob as a stream (``with store.open_blob(d, n) as reader``), never held
+        whole in memory: refused at once when ``size`` is over ``--max-blob-size``; the
+        digest and size are checked as it is read, and a mismatch raises before the last
+        chunk is handed out."""
+        ...
+
+    def put_blob_stream(self, desc: Descriptor, reader: Readable) -> str:
+        """Store the blob ``desc`` read from ``reader`` (nothing read when the store has
+        it), checked while it streams: a stream of another digest or size raises and leaves
+        nothing under the digest. Return the digest."""
         ...
 
     def put_blob_background(self, data: bytes) -> Background:

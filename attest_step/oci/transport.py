@@ -17,7 +17,9 @@ the redirects requests follows:
   and the byte count checked between reads, and refused with :class:`ResponseTooLarge` as
   soon as it passes the limit (or at once when ``Content-Length`` says it will);
 * the response handed back holds the body in memory (``Response.raw`` is a file of those
-  bytes), so nothing downstream can read past the limit.
+  bytes), so nothing downstream can read past the limit; a blob download instead gives a
+  file (``sink``) that the body of a 200 answer is written to as it arrives, so that memory
+  does not grow with the blob.
 
 The size limit is per request (:meth:`BoundedAdapter.limit`), on the caller's thread, so
 that it follows the redirects and token requests made for that request.
@@ -30,7 +32,7 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any
+from typing import Any, BinaryIO
 
 import requests
 import requests.adapters
@@ -59,7 +61,9 @@ class ExchangeTimeout(requests.exceptions.Timeout):
 class _Exchange:
     """One request on its worker thread, as the caller and the worker both see it."""
 
-    def __init__(self) -> None:
+    def __init__(self, sink: BinaryIO | None = None) -> None:
+        self.sink = sink
+        """Where a 200 answer's body goes (None: kept in memory)."""
         self.done = threading.Event()
         self.lock = threading.Lock()
         self.abandoned = False
@@ -96,14 +100,16 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
         self._local = threading.local()
 
     @contextlib.contextmanager
-    def limit(self, max_bytes: int) -> Iterator[None]:
-        """Limit the bodies of the exchanges this thread starts meanwhile to ``max_bytes``."""
-        previous = getattr(self._local, "limit", None)
-        self._local.limit = max_bytes
+    def limit(self, max_bytes: int, *, sink: BinaryIO | None = None) -> Iterator[None]:
+        """Limit the bodies of the exchanges this thread starts meanwhile to ``max_bytes``;
+        with ``sink``, the body of a 200 answer is written there (from its start) instead
+        of being held in memory, and the response's own body is empty."""
+        previous = getattr(self._local, "limit", None), getattr(self._local, "sink", None)
+        self._local.limit, self._local.sink = max_bytes, sink
         try:
             yield
         finally:
-            self._local.limit = previous
+            self._local.limit, self._local.sink = previous
 
     def send(  # noqa: PLR0917 (requests' signature)
         self,
@@ -121,7 +127,7 @@ class BoundedAdapter(requests.adapters.HTTPAdapter):
             raise DeadlinePassed(f"{request.method} {request.url}")
         budget = min(bound, remaining)
         limit: int = getattr(self._local, "limit", None) or self.default_limit
-        exchange = _Exchange()
+        exchange = _Exchange(getattr(self._local, "sink", None))
         worker = threading.Thread(
             target=self._exchange,
             args=(exchange, request, budget, limit, verify, cert, proxies),
@@ -185,6 +191,10 @@ def _read_body(response: requests.Response, limit: int, end: float, exchange: _E
     if declared.strip().isdigit() and int(declared) > limit:
         raise ResponseTooLarge(limit, url)
     raw = response.raw
+    sink = exchange.sink if response.status_code == 200 else None
+    if sink is not None:
+        sink.seek(0)
+        sink.truncate()
     chunks: list[bytes] = []
     total = 0
     while True:
@@ -205,4 +215,7 @@ def _read_body(response: requests.Response, limit: int, end: float, exchange: _E
         total += len(chunk)
         if total > limit:
             raise ResponseTooLarge(limit, url)
-        chunks.append(chunk)
+        if sink is None:
+            chunks.append(chunk)
+        else:
+            sink.write(chunk)

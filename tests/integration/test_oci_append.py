@@ -231,5 +231,8 @@ def test_the_same_content_gives_the_same_layer_whatever_the_order_and_times(
                 path.write_bytes(data)
                 path.chmod(0o600 if attempt else 0o664)
                 os.utime(path, (attempt * 1000, attempt * 1000))
-            layers.append(layer_tar(root, "/", 0, 1 << 20))
+            with tempfile.TemporaryFile() as out:
+                layer_tar(root, "/", 0, 1 << 20, out)
+                out.seek(0)
+                layers.append(out.read())
     assert layers[0] == layers[1]

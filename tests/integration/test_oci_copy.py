@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import random
 import subprocess
 import warnings
 from collections.abc import Iterator
@@ -130,6 +131,38 @@ def test_copies_from_the_registry_into_a_layout_by_digest(
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout == f"{other}@{pushed.digest}\n"
+
+
+def test_blobs_a_layout_has_are_not_downloaded_again(
+    registry: LocalRegistry, tmp_path: Path
+) -> None:
+    """A blob is fetched on its first read: the second copy into the same layout reads
+    the manifest and downloads nothing (through a recording proxy)."""
+    gets: list[str] = []
+
+    def record(method: str, path: str, status: int, body: bytes) -> bytes:
+        if method == "GET" and "/blobs/" in path:
+            gets.append(path)
+        return body
+
+    proxy = TamperingProxy(registry.host, record)
+    try:
+        image = build_image({"big.bin": os.urandom(64 << 10)}, label="nodl")
+        pushed = push_image(registry.repo("nodl"), image)
+        ref = f"{proxy.host}/{pushed.repository.partition('/')[2]}@{pushed.digest}"
+        for tag in ("one", "two"):
+            gets.clear()
+            proc = _run("--to-oci-layout", ref, f"{tmp_path / 'deps'}:{tag}", INSECURE)
+            assert proc.returncode == 0, proc.stderr
+            if tag == "one":
+                assert len(gets) == len(image.blobs), gets
+        assert gets == []
+        store = LayoutStore(tmp_path / "deps")
+        assert store.list_tags() == ["one", "two"]
+        for digest, data in image.blobs.items():
+            assert store.get_blob(digest) == data
+    finally:
+        proxy.stop()
 
 
 def test_a_corrupt_layout_blob_is_refused_and_nothing_is_tagged(
@@ -258,7 +291,9 @@ def auth_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
 def test_credentials_come_from_the_docker_config(
     auth_registry: LocalRegistry, tmp_path: Path
 ) -> None:
-    image = build_image(label="auth")
+    # A layer over 16 KiB: streamed (PUT body and GET spool), sent again after the 401.
+    big = random.Random(7).randbytes(256 << 10)
+    image = build_image({"big.bin": big}, label="auth")
     layout = _layout(tmp_path / "out", image)
     repo = auth_registry.repo("auth")
     empty = tmp_path / "empty"
@@ -278,17 +313,17 @@ def test_credentials_come_from_the_docker_config(
     (config / "config.json").write_text(
         json.dumps({"auths": {auth_registry.host: {"auth": token}}})
     )
-    proc = _run(
-        "--from-oci-layout",
-        f"{layout}:app",
-        f"{repo}:v1",
-        "--allow-insecure-registry",
-        env={"DOCKER_CONFIG": str(config)},
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert proc.stdout == f"{repo}@{image.digest}\n"
-    assert PASSWORD not in proc.stderr
+    back = tmp_path / "back"
+    logged_in = {"DOCKER_CONFIG": str(config)}
+    pushed = _run("--from-oci-layout", f"{layout}:app", f"{repo}:v1", INSECURE, env=logged_in)
+    assert pushed.returncode == 0, pushed.stderr
+    assert pushed.stdout == f"{repo}@{image.digest}\n"
+    assert PASSWORD not in pushed.stderr
     assert sha256_digest(image.manifest) == image.digest
+    pulled = _run("--to-oci-layout", f"{repo}:v1", f"{back}:v1", INSECURE, env=logged_in)
+    assert pulled.returncode == 0, pulled.stderr
+    for digest, data in image.blobs.items():
+        assert (back / "blobs" / "sha256" / digest[7:]).read_bytes() == data
 
 
 def test_blobs_the_registry_has_are_not_sent_again_and_a_bad_layout_sends_nothing(

@@ -18,6 +18,7 @@ import pytest
 from attest_step.errors import EXIT_REGISTRY_UNAVAILABLE
 from attest_step.imageref import parse_image_ref
 from attest_step.keys.local import LocalSigner, PublicKeyVerifier
+from attest_step.oci.layout_store import LayoutStore
 from attest_step.oci.options import MAX_MANIFEST_BYTES, RegistryOptions
 from attest_step.oci.registry import RegistryClient
 from attest_step.oci.retry import Deadline
@@ -91,6 +92,16 @@ def test_a_1_5_gb_manifest_is_refused_while_it_streams_in(
     assert outcome.max_rss < 120 * MiB, outcome.max_rss
 
 
+def endless_blobs(request: Request) -> None:
+    """A ``.sig`` manifest whose blobs (descriptor: 1000 bytes) never end."""
+    if request.method == "GET" and "/manifests/" in request.path:
+        request.answer(200, sig_manifest(), {"Content-Type": MANIFEST_TYPE})
+    elif request.method == "GET" and "/blobs/" in request.path:
+        request.stream("application/octet-stream", declared=None)
+    else:
+        request.answer(404)
+
+
 @pytest.mark.parametrize(
     ("flag", "limit"), [([], 64 * MiB), (["--max-blob-size", "1MiB"], MiB)], ids=["64MiB", "1MiB"]
 )
@@ -99,21 +110,33 @@ def test_an_endless_blob_is_refused_at_the_blob_limit_while_it_streams_in(
 ) -> None:
     """A blob whose descriptor says 1000 bytes but whose body never ends."""
 
-    def behave(request: Request) -> None:
-        if request.method == "GET" and "/manifests/" in request.path:
-            request.answer(200, sig_manifest(), {"Content-Type": MANIFEST_TYPE})
-        elif request.method == "GET" and "/blobs/" in request.path:
-            request.stream("application/octet-stream", declared=None)
-        else:
-            request.answer(404)
-
-    server = hostile(behave)
+    server = hostile(endless_blobs)
     outcome = verify(server.host, cosign_key_pair, *flag)
     line = one_line(outcome)
     assert outcome.returncode == 2, line
     assert f"larger than {limit} bytes" in line
     assert server.sent < limit + 32 * MiB, server.sent
     assert outcome.max_rss < limit + 100 * MiB, outcome.max_rss
+
+
+def test_an_endless_blob_copied_to_a_layout_is_refused_and_never_held_in_memory(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    """``copy --to-oci-layout`` streams a blob to a temporary file: an endless one is cut at
+    the blob limit without the process holding it, and the layout gets nothing."""
+
+    server = hostile(endless_blobs)
+    out = tmp_path / "out"
+    args = [ATTEST_STEP, "copy", "--to-oci-layout", "--allow-insecure-registry"]
+    image = f"{server.host}/app@{sha256_digest(sig_manifest())}"
+    args += ["--timeout", "60s", image, f"{out}:v1"]
+    outcome = run_measured(args, dict(os.environ))
+    line = one_line(outcome)
+    assert outcome.returncode == 2, line
+    assert f"larger than {64 * MiB} bytes" in line
+    assert outcome.max_rss < 64 * MiB, outcome.max_rss
+    assert not list((out / "blobs" / "sha256").iterdir())
+    assert json.loads((out / "index.json").read_text())["manifests"] == []
 
 
 def test_a_blob_whose_descriptor_is_over_the_limit_is_not_fetched(
@@ -371,3 +394,39 @@ def test_a_signature_blob_substituted_by_the_registry_is_refused(
     line = one_line(outcome)
     assert outcome.returncode == 2, line
     assert "the content served does not match its digest" in line
+
+
+def test_a_streamed_upload_that_failed_is_sent_again_from_its_start(
+    hostile: Hostile, tmp_path: Path
+) -> None:
+    """``copy --from-oci-layout`` streams a layer as the PUT body; the registry answers the
+    first PUT 503, and the retry sends the whole layer again (the stream rewound)."""
+    layer = os.urandom(256 << 10)
+    image = build_image({"big.bin": layer}, label="retry")
+    layer_digest = json.loads(image.manifest)["layers"][0]["digest"]
+    layout = LayoutStore(tmp_path / "src")
+    with layout.locked():
+        for data in image.blobs.values():
+            layout.put_blob(data)
+        layout.put_manifest("app", image.manifest, MANIFEST_TYPE)
+    bodies: list[bytes] = []
+
+    def behave(request: Request) -> None:
+        if request.method == "POST":
+            request.answer(202, b"", {"Location": "/upload/1"})
+        elif request.method == "PUT" and request.path.startswith("/upload/"):
+            if layer_digest in request.path:
+                bodies.append(request.body)
+            request.answer(503 if len(bodies) == 1 and layer_digest in request.path else 201)
+        elif request.method == "PUT":
+            request.answer(201)
+        else:
+            request.answer(404)
+
+    server = hostile(behave)
+    args = [ATTEST_STEP, "copy", "--from-oci-layout", "--allow-insecure-registry"]
+    args += [f"{tmp_path / 'src'}:app", f"{server.host}/app:v1"]
+    outcome = run_measured(args, dict(os.environ))
+    assert outcome.returncode == 0, outcome.stderr
+    compressed = image.blobs[layer_digest]
+    assert bodies == [compressed, compressed]

@@ -7,6 +7,7 @@ against the Store interface, give the same manifest bytes in a registry and in a
 
 from __future__ import annotations
 
+import io
 import json
 import random
 from collections.abc import Callable, Iterator
@@ -273,3 +274,119 @@ def test_a_layout_entry_whose_manifest_is_missing_is_refused(tmp_path: Path) -> 
     (tmp_path / "layout" / "blobs" / "sha256" / digest[7:]).unlink()
     with pytest.raises(RegistryError, match="which the layout lacks"), layout.locked():
         append_layer(layout, tag, _layer(2))
+
+
+# --- streamed blobs (Store.open_blob / put_blob_stream) ------------------------------------
+
+
+class _FailingReader:
+    """Hands out ``good`` bytes, then fails as a source that went away does."""
+
+    def __init__(self, good: bytes) -> None:
+        self._source = io.BytesIO(good)
+
+    def read(self, size: int = -1, /) -> bytes:
+        chunk = self._source.read(size)
+        if not chunk:
+            raise RegistryError("the source went away")
+        return chunk
+
+
+class _Unread:
+    def read(self, size: int = -1, /) -> bytes:
+        raise AssertionError("read although the store has the blob")
+
+
+def _random(n: int, seed: int) -> bytes:
+    return random.Random(seed).randbytes(n)
+
+
+def _assert_nothing_committed(backend: Backend, *digests: str) -> None:
+    for digest in digests:
+        assert not backend.blob_file(digest).exists(), digest
+    if isinstance(backend.store, LayoutStore):
+        assert not list((backend.store.root / "blobs" / "sha256").glob(".partial-*"))
+
+
+@pytest.mark.parametrize("size", [5, 3 << 20], ids=["small", "3MiB"])
+def test_streamed_blobs_round_trip(backend: Backend, size: int) -> None:
+    store = backend.store
+    data = _random(size, size)
+    desc = Descriptor("application/octet-stream", sha256_digest(data), len(data))
+    assert store.put_blob_stream(desc, io.BytesIO(data)) == desc.digest
+    assert backend.blob_file(desc.digest).read_bytes() == data
+    assert store.put_blob_stream(desc, _Unread()) == desc.digest  # present: nothing read
+    with store.open_blob(desc.digest, desc.size) as reader:
+        assert reader.read_all() == data
+    assert store.get_blob(desc.digest, size=size) == data
+
+
+@pytest.mark.parametrize("size", [5, 3 << 20], ids=["small", "3MiB"])
+def test_a_stream_of_another_digest_is_refused_and_nothing_committed(
+    backend: Backend, size: int
+) -> None:
+    data = _random(size, size + 1)
+    claimed = sha256_digest(data + b"!")
+    with pytest.raises(RegistryError, match="does not match its digest"):
+        backend.store.put_blob_stream(Descriptor("x", claimed, size), io.BytesIO(data))
+    _assert_nothing_committed(backend, claimed, sha256_digest(data))
+
+
+@pytest.mark.parametrize("delta", [1, -1], ids=["stream-shorter", "stream-longer"])
+def test_a_stream_of_another_size_is_refused_and_nothing_committed(
+    backend: Backend, delta: int
+) -> None:
+    data = _random(2 << 20, 7 + delta)
+    desc = Descriptor("x", sha256_digest(data), len(data) + delta)
+    with pytest.raises(RegistryError, match=r"ended after|longer than"):
+        backend.store.put_blob_stream(desc, io.BytesIO(data))
+    _assert_nothing_committed(backend, desc.digest)
+
+
+def test_a_stream_that_breaks_off_commits_nothing(backend: Backend) -> None:
+    data = _random(2 << 20, 11)
+    desc = Descriptor("x", sha256_digest(data), len(data))
+    with pytest.raises(RegistryError, match="went away"):
+        backend.store.put_blob_stream(desc, _FailingReader(data[: 1 << 20]))
+    _assert_nothing_committed(backend, desc.digest)
+
+
+def test_streams_over_the_max_blob_size_are_refused_before_reading(backend: Backend) -> None:
+    store = backend.store
+    digest = store.put_blob(b"small")
+    huge = DEFAULT_MAX_BLOB_BYTES + 1
+    with pytest.raises(RegistryError, match="more than --max-blob-size"):
+        store.open_blob(digest, huge).__enter__()
+    with pytest.raises(RegistryError, match="more than --max-blob-size"):
+        store.put_blob_stream(Descriptor("x", "sha256:" + "1" * 64, huge), _Unread())
+    _assert_nothing_committed(backend, "sha256:" + "1" * 64)
+
+
+def test_an_opened_blob_is_checked_as_it_is_read(backend: Backend) -> None:
+    store = backend.store
+    data = _random(1 << 20, 13)
+    digest = store.put_blob(data)
+    with pytest.raises(RegistryError), store.open_blob(digest, len(data) + 1) as reader:
+        reader.drain()
+    forged = bytearray(data)
+    forged[-1] ^= 1
+    backend.blob_file(digest).write_bytes(bytes(forged))
+    with store.open_blob(digest, len(data)) as reader:
+        first = reader.read(1 << 10)
+        assert first == data[: 1 << 10]
+        with pytest.raises(RegistryError, match="does not match its digest"):
+            reader.drain()
+
+
+def test_a_layout_does_not_stream_a_blob_through_a_symbolic_link(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    root = tmp_path / "layout"
+    (root / "blobs").mkdir(parents=True)
+    (root / "blobs" / "sha256").symlink_to(outside)
+    data = _random(100 << 10, 17)
+    desc = Descriptor("x", sha256_digest(data), len(data))
+    layout = LayoutStore(root)
+    with layout.locked(), pytest.raises(RegistryError, match="symbolic link"):
+        layout.put_blob_stream(desc, io.BytesIO(data))
+    assert not list(outside.iterdir())
