@@ -101,6 +101,25 @@ def test_verified_over_http(pgp_keys: dict[str, PgpKey], site: Site) -> None:
     assert verified["claims"]["critical"]["image"]["docker-manifest-digest"] in ref
 
 
+def test_one_redirect_is_followed(pgp_keys: dict[str, PgpKey], site: Site) -> None:
+    """A lookaside that moved answers 301 for each signature: followed, as containers/image
+    follows it; the signature is still checked against the key."""
+    ref = image("signed")
+    hexpart = ref.rpartition(":")[2]
+    before = len(site.server.requests)
+    proc = verify(pgp_keys, site.url("moved"), ref, "--output", "json")
+    assert proc.returncode == 0, proc.stderr
+    (verified,) = json.loads(proc.stdout)["verified"]
+    assert verified["fingerprint"] == pgp_keys["signer"].fingerprint
+    asked = site.server.requests[before:]
+    assert asked[:2] == [
+        f"GET /moved/pgp/web@sha256={hexpart}/signature-1",
+        f"GET /ok/pgp/web@sha256={hexpart}/signature-1",
+    ]
+    tampered = verify(pgp_keys, site.url("moved"), image("tampered"))
+    assert_one_line(tampered, 1, "no valid signature")
+
+
 def test_reads_signature_n_until_the_first_404(pgp_keys: dict[str, PgpKey], site: Site) -> None:
     """signature-1 (by another key) does not hold, signature-2 does; -3 is a 404 and the end."""
     ref = image("two")
