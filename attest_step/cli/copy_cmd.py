@@ -15,6 +15,7 @@ from attest_step.errors import UsageError
 from attest_step.imageref import ImageRef, image_ref_from_parts
 from attest_step.oci.copy import Copied, copy_image, parse_layout_ref
 from attest_step.oci.options import RegistryOptions, transfer_options
+from attest_step.oci.platform import Platform, parse_platform
 
 if TYPE_CHECKING:
     from attest_step.oci.layout_store import LayoutStore
@@ -56,6 +57,15 @@ def _layout_store(directory: str, registry: RegistryOptions, *, source: bool) ->
     is_flag=True,
     help="DST is an OCI image-layout directory: DIR or DIR:TAG (default tag: SRC's, else latest).",
 )
+@click.option(
+    "--platform",
+    "platform_arg",
+    metavar="OS/ARCH[/VARIANT]",
+    default=None,
+    help="When SRC is an index (multi-platform image), copy the one image it lists for this "
+    "platform (exact os and architecture; the variant when given). A single image must "
+    "declare it in its config.",
+)
 @digest_file_option("the copied manifest's")
 @output_option
 @transfer_options
@@ -70,6 +80,7 @@ def copy_command(
     digest_file: Path | None,
     output: str,
     registry: RegistryOptions,
+    platform_arg: str | None,
 ) -> None:
     """Copy one image (its manifest and blobs) from an OCI layout to a registry, or back.
 
@@ -83,9 +94,16 @@ def copy_command(
     incomplete image. Blobs stream through (a download is spooled to a temporary file
     in TMPDIR), so memory does not grow with their size; each is at most
     --max-blob-size. Prints REGISTRY/REPO@sha256:HEX. Only single
-    image manifests are copied (an index is refused). Credentials come from the docker
-    config (DOCKER_CONFIG); exit 2 on bad input or a refusal, 75 when the registry gave
-    no answer in --timeout (retry later).
+    image manifests are copied: an index (OCI index or Docker manifest list, e.g. the
+    digest `docker pull` prints) needs --platform, which picks the one image the index
+    lists for it (read by the digest the index names; stderr says which). Credentials
+    come from the docker config (DOCKER_CONFIG); exit 2 on bad input or a refusal (no
+    or several images for --platform), 75 when the registry gave no answer in --timeout
+    (retry later).
+
+    \b
+      attest-step copy --to-oci-layout --platform linux/arm64 \\
+        docker.io/library/debian@sha256:HEX deps/base:base
     """
     from attest_step.oci.registry import RegistryClient  # noqa: PLC0415 - ~100 ms
     from attest_step.oci.registry_store import RegistryStore  # noqa: PLC0415
@@ -93,6 +111,7 @@ def copy_command(
 
     if from_layout == to_layout:
         raise UsageError("copy: give exactly one of --from-oci-layout and --to-oci-layout")
+    platform: Platform | None = None if platform_arg is None else parse_platform(platform_arg)
     layout_arg, remote_arg = (src, dst) if from_layout else (dst, src)
     what = "--from-oci-layout SRC" if from_layout else "--to-oci-layout DST"
     place = parse_layout_ref(layout_arg, what=what)
@@ -102,17 +121,27 @@ def copy_command(
     remote = RegistryStore(client, image.repository)
     if from_layout:
         reference = place.reference or layout.only_image()
-        copied = copy_image(layout, reference, remote, image.tag or digest, expected=digest)
+        copied = copy_image(
+            layout, reference, remote, image.tag or digest, expected=digest, platform=platform
+        )
     else:
         tag = place.reference or image.tag or "latest"
         with layout.locked():
-            copied = copy_image(remote, digest or image.tag or "latest", layout, tag)
+            copied = copy_image(
+                remote, digest or image.tag or "latest", layout, tag, platform=platform
+            )
     write_digest_file(digest_file, copied.digest)
-    _report(copied, image, output)
+    _report(copied, image, output, source=src)
 
 
-def _report(copied: Copied, image: ImageRef, output: str) -> None:
+def _report(copied: Copied, image: ImageRef, output: str, *, source: str) -> None:
     pinned = f"{image.name}@{copied.digest}"
+    if copied.index_digest is not None and output != "json":
+        click.echo(
+            f"attest-step: copied {copied.platform} image {copied.digest}, listed in the "
+            f"index {copied.index_digest} ({source})",
+            err=True,
+        )
     if output == "json":
         emit_json(
             {
@@ -123,6 +152,8 @@ def _report(copied: Copied, image: ImageRef, output: str) -> None:
                 "tag": image.tag,
                 "blobs": copied.blobs,
                 "blobBytes": copied.bytes,
+                "index": copied.index_digest,
+                "platform": copied.platform,
             }
         )
         return

@@ -15,7 +15,10 @@ What :func:`copy_image` guarantees:
 - the manifest is written last, byte for byte, so a tag never names an image whose blobs
   are missing, and its digest is the source's.
 
-Only single-image manifests are copied; an index (multi-platform image) is refused.
+Only single-image manifests are copied. An index (multi-platform image, OCI index or Docker
+manifest list) is refused unless a platform is given: then the one manifest it lists for that
+platform (:func:`attest_step.oci.platform.select_platform`) is copied, read by the digest the
+index names, so it is the one the index (and the digest pinning it) vouches for.
 Source and destination references are parsed by :func:`parse_layout_ref` (``DIR``,
 ``DIR:TAG``, ``DIR@sha256:HEX``, as ``oras cp --from-oci-layout`` takes them).
 """
@@ -26,7 +29,8 @@ import re
 from typing import NamedTuple
 
 from attest_step.errors import RegistryError, UsageError
-from attest_step.oci.documents import MANIFEST_TYPES, check_digest_syntax
+from attest_step.oci.documents import INDEX_TYPES, MANIFEST_TYPES, check_digest_syntax, json_object
+from attest_step.oci.platform import Platform, config_platform, select_platform
 from attest_step.oci.store import Manifest, Store
 from attest_step.oci.types import Descriptor
 
@@ -84,18 +88,57 @@ class Copied(NamedTuple):
     """Blobs the manifest names (config and layers)."""
     bytes: int
     """Their total size."""
+    index_digest: str | None = None
+    """The index the manifest was chosen from (``--platform`` given an index), else None."""
+    platform: str | None = None
+    """The platform asked for (``OS/ARCH[/VARIANT]``), else None."""
 
 
-def _image_manifest(store: Store, reference: str) -> Manifest:
+def _image_manifest(
+    store: Store, reference: str, platform: Platform | None
+) -> tuple[Manifest, str | None]:
+    """The image manifest at ``reference`` and the digest of the index it was chosen from
+    (None when ``reference`` is an image)."""
     found = store.get_manifest(reference)
     if found is None:
         raise RegistryError(f"{store.location(reference)}: no such image; check the tag or digest")
+    if found.media_type in INDEX_TYPES and platform is not None:
+        entry = select_platform(found, platform, store.location(reference))
+        image = store.get_manifest(entry.digest, size=entry.size)
+        if image is None or image.media_type not in MANIFEST_TYPES:
+            kind = "missing" if image is None else f"a {image.media_type or 'document'}"
+            raise RegistryError(
+                f"{store.location(entry.digest)}: the index lists it for {platform} but it is "
+                f"{kind}, not an image manifest"
+            )
+        return image, found.digest
+    if found.media_type in INDEX_TYPES:
+        raise UsageError(
+            f"{store.location(reference)}: an index (multi-platform image), not a single image "
+            "manifest; give --platform OS/ARCH[/VARIANT] to copy one of its images"
+        )
     if found.media_type not in MANIFEST_TYPES:
         raise RegistryError(
             f"{store.location(reference)}: a {found.media_type or 'document without mediaType'}"
             ", not a single image manifest; copy one platform's manifest by its digest"
         )
-    return found
+    if platform is not None:
+        _check_config_platform(store, found, platform)
+    return found, None
+
+
+def _check_config_platform(store: Store, manifest: Manifest, platform: Platform) -> None:
+    """``--platform`` given a single image: its config must declare that platform."""
+    config = manifest.manifest().config
+    where = store.location(manifest.digest)
+    declared = config_platform(
+        json_object(store.get_blob(config.digest, size=config.size), where), where
+    )
+    if not platform.matches(declared):
+        raise UsageError(
+            f"{where}: a single image for {declared}, not {platform}; give the platform it "
+            "is for, or another image"
+        )
 
 
 def copy_image(
@@ -105,11 +148,14 @@ def copy_image(
     target_ref: str | None,
     *,
     expected: str | None = None,
+    platform: Platform | None = None,
 ) -> Copied:
     """Copy the image at ``reference`` (tag or digest) of ``source`` to ``target``, at the
     tag ``target_ref`` or, when it is a digest or None, by digest only. A digest given as
-    ``target_ref`` or ``expected`` must be the manifest's (checked before any write)."""
-    manifest = _image_manifest(source, reference)
+    ``target_ref`` or ``expected`` must be the manifest's (checked before any write).
+    With ``platform``, an index at ``reference`` gives the manifest it lists for that
+    platform, and a single image must declare that platform in its config."""
+    manifest, index_digest = _image_manifest(source, reference, platform)
     target_ref = target_ref or manifest.digest
     for wanted_digest in (target_ref if ":" in target_ref else None, expected):
         if wanted_digest is not None and wanted_digest != manifest.digest:
@@ -145,4 +191,6 @@ def copy_image(
         size=len(manifest.data),
         blobs=len(wanted),
         bytes=sum(d.size for d in wanted),
+        index_digest=index_digest,
+        platform=None if platform is None else str(platform),
     )
