@@ -6,7 +6,8 @@ sign and attest), then what a user checks with the image in the registry:
   cosign v3) accept it, and fail with another key pair;
 - the provenance (read back with ``attest-step verify-attestation --require-hermetic``) has
   the image as its only subject, records ``build`` and ``assemble`` as hermetic with
-  *observed* evidence, names the pinned base image and every Task param;
+  *observed* evidence, names the base image as pinned (an index digest, with BASE_PLATFORM)
+  and the platform's image used, and every Task param;
 - the image is the base plus one layer holding exactly the build's output, and building
   the same source again gives the same image digest (the assemble step is reproducible);
 - with ``RUN_ISOLATED`` "false" the same Task pushes an image whose provenance does not
@@ -109,6 +110,7 @@ def test_the_task_pushes_a_signed_hermetic_reproducible_image(
     outcome = run_pipeline(tmp_path / "run1", registry, keys)
     url, image = pushed(outcome)
     base = str(outcome.result("BASE_IMAGE", "make-base"))
+    base_manifest = str(outcome.result("BASE_MANIFEST", "make-base"))
 
     # What a user runs, with real cosign.
     insecure = ["--insecure-ignore-tlog", INSECURE]
@@ -133,11 +135,18 @@ def test_the_task_pushes_a_signed_hermetic_reproducible_image(
     params = build["externalParameters"]["params"]
     assert params["IMAGE"] == url and params["BASE_IMAGE"] == base
     assert params["RUN_ISOLATED"] == "true"
+    assert params["BASE_PLATFORM"] == "linux/amd64"
     declared = {p["name"] for p in yaml_task()["spec"]["params"]}
     assert declared <= set(params), declared - set(params)
     name, _, base_digest = base.partition("@")
-    deps = {d.get("uri", ""): d["digest"] for d in build["resolvedDependencies"]}
-    assert deps[f"oci://{name.rsplit(':', 1)[0]}"] == {"sha256": base_digest.split(":")[1]}
+    # The base as pinned (its index) and the linux/amd64 image the index lists, used.
+    deps = [d["digest"] for d in build["resolvedDependencies"]]
+    base_deps = [
+        d["digest"]["sha256"]
+        for d in build["resolvedDependencies"]
+        if d.get("uri") == f"oci://{name.rsplit(':', 1)[0]}"
+    ]
+    assert base_deps == [base_digest.split(":")[1], base_manifest.split(":")[1]], deps
 
     # The image: the base plus one layer with exactly the build's output.
     layout = tmp_path / "pulled"
@@ -147,7 +156,8 @@ def test_the_task_pushes_a_signed_hermetic_reproducible_image(
     found = store.get_manifest("x")
     assert found is not None
     manifest = found.json()
-    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == base.split("@")[1]
+    assert manifest["annotations"]["org.opencontainers.image.base.digest"] == base_manifest
+    assert manifest["annotations"]["org.opencontainers.image.base.name"] == base
     with tarfile.open(fileobj=io.BytesIO(store.get_blob(manifest["layers"][-1]["digest"]))) as tar:
         names = tar.getnames()
         app = tar.extractfile("share/app/app.txt")
