@@ -35,6 +35,8 @@ from attest_step.oci.store import Manifest, Store
 from attest_step.oci.types import Descriptor
 
 _TAG = re.compile(r"[\w][\w.-]{0,127}")
+_MAX_CONFIG_BYTES = 4 * 1024 * 1024
+"""An image config read to check ``--platform`` (as large as a manifest may be)."""
 
 
 class LayoutRef(NamedTuple):
@@ -131,6 +133,11 @@ def _check_config_platform(store: Store, manifest: Manifest, platform: Platform)
     """``--platform`` given a single image: its config must declare that platform."""
     config = manifest.manifest().config
     where = store.location(manifest.digest)
+    if config.size > _MAX_CONFIG_BYTES:
+        raise RegistryError(
+            f"{where}: its config is {config.size} bytes, over {_MAX_CONFIG_BYTES}; "
+            "not an image config this copy reads for --platform"
+        )
     declared = config_platform(
         json_object(store.get_blob(config.digest, size=config.size), where), where
     )
