@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Callable
 from typing import BinaryIO, Protocol
 
 from attest_step.errors import RegistryError
@@ -159,3 +160,24 @@ class HashingWriter:
     @property
     def digest(self) -> str:
         return "sha256:" + self._hash.hexdigest()
+
+
+class FetchOnRead:
+    """A blob's body from ``fetch`` (e.g. a download into a temporary file), called on the
+    first read only: a reader that is never read fetches nothing."""
+
+    def __init__(self, fetch: Callable[[], BinaryIO]) -> None:
+        self._fetch = fetch
+        self._file: BinaryIO | None = None
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._file is None:
+            self._file = self._fetch()
+        return self._file.read(size)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return 0 if self._file is None else self._file.seek(offset, whence)
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()

@@ -1,13 +1,11 @@
-"""A small registry client on top of the oras SDK: exact bytes, auth, TLS, bounded retries,
-bounded reads.
+"""The registry client: the distribution API calls attest-step makes (manifests, tags,
+referrers, blobs), with exact bytes, bounded retries and bounded reads.
 
-oras-py provides the token-auth handshake (``oras.auth``), fed the credentials of
-:mod:`attest_step.oci.docker_config`; what an answer says (error bodies, Retry-After, answers
-that are not HTTP) is read by :mod:`attest_step.oci.answers`;
-this module sets up the HTTP session the way ``oras.provider.Registry`` does and replaces
-its ``do_request`` (whose retry decorator sleeps 131 s before giving up) with one that
-sends exact bytes, honours a deadline and never retries on its own: the retry policy lives
-in :mod:`attest_step.oci.retry`, applied per operation.
+How it talks to the host (oras' token-auth handshake fed the docker config's credentials,
+basic auth, no retry loop of its own) is :class:`attest_step.oci.session.RegistrySession`;
+what an answer says (error bodies, Retry-After, answers that are not HTTP) is read by
+:mod:`attest_step.oci.answers`; the retry policy lives in :mod:`attest_step.oci.retry`,
+applied per operation.
 
 Every request the session sends (ours, oras' token requests, redirects) goes through
 :class:`attest_step.oci.transport.BoundedAdapter`: the verb's one deadline covers headers
@@ -27,17 +25,12 @@ layout code, about 30 ms, none of which this client uses); ``oras.auth`` and req
 
 from __future__ import annotations
 
-import base64
 import contextlib
-import os
 import tempfile
-from collections.abc import Callable, Iterator
-from http.cookiejar import DefaultCookiePolicy
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import oras.auth
-import oras.auth.utils
 import requests
 
 from attest_step.errors import RegistryError, RegistryUnavailable
@@ -50,13 +43,13 @@ from attest_step.oci.answers import (
     short,
 )
 from attest_step.oci.blobstream import (
+    FetchOnRead,
     Readable,
     VerifiedStream,
     blob_descriptor,
     check_blob_size,
     verified,
 )
-from attest_step.oci.docker_config import docker_config_path, load_docker_auths
 from attest_step.oci.documents import (
     check_content,
     check_digest_syntax,
@@ -72,9 +65,9 @@ from attest_step.oci.retry import (
     RetryPolicy,
     run_with_retry,
 )
+from attest_step.oci.session import RegistrySession, UnusableAnswer
 from attest_step.oci.store import Background, Manifest
 from attest_step.oci.transport import (
-    BoundedAdapter,
     DeadlinePassed,
     ExchangeTimeout,
     ResponseTooLarge,
@@ -101,137 +94,6 @@ __all__ = [
 _API_HOSTS = {"index.docker.io": "registry-1.docker.io", "docker.io": "registry-1.docker.io"}
 SMALL_BLOB = 16 << 10
 """Blobs up to this size are uploaded without a HEAD first (see RegistryClient.put_blob)."""
-
-
-class _OrasRegistry:
-    """The session and auth setup of ``oras.provider.Registry`` (same steps, without
-    importing that module), with a do_request that has timeouts and no retry loop, and a
-    session whose every exchange is bounded (:class:`BoundedAdapter`)."""
-
-    def __init__(
-        self,
-        *,
-        hostname: str,
-        insecure: bool,
-        tls_verify: bool | str,
-        remaining: Callable[[], float],
-    ) -> None:
-        self.hostname = hostname
-        self.prefix = "http" if insecure else "https"
-        self._tls_verify = tls_verify
-        self.session = requests.Session()
-        # Every request of the session, oras' token requests included, is bounded in time
-        # and size by the adapter (requests' documented way to change how requests are sent).
-        self.adapter = BoundedAdapter(
-            remaining=remaining, request_timeout=30.0, default_limit=MAX_MANIFEST_BYTES
-        )
-        self.session.mount("https://", self.adapter)
-        self.session.mount("http://", self.adapter)
-        if not tls_verify:
-            requests.packages.urllib3.disable_warnings()  # type: ignore[attr-defined]
-        # As oras: ignore cookies (some registries take one as a sign of a browser).
-        self.session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
-        self.auth: Any = oras.auth.get_auth_backend(
-            "token", self.session, insecure, tls_verify=tls_verify
-        )
-
-    def do_request(  # noqa: PLR0917 (oras' signature)
-        self,
-        url: str,
-        method: str = "GET",
-        data: dict[str, Any] | bytes | VerifiedStream | None = None,
-        headers: dict[str, str] | None = None,
-        json: dict[str, Any] | None = None,
-        stream: bool = False,
-    ) -> requests.Response:
-        hdrs = dict(headers or {})
-        if isinstance(self.auth, oras.auth.TokenAuth) and self.auth.token is not None:
-            hdrs.update(self.auth.get_auth_header())
-        response = self._send(
-            method=method, url=url, data=data, headers=hdrs, json=json, stream=stream
-        )
-        if response.status_code != 401:
-            return response
-        challenge = response.headers.get("Www-Authenticate", "")
-        basic = getattr(self.auth, "_basic_auth", None)
-        if challenge.lower().startswith("basic"):
-            if not basic:
-                return response
-            hdrs["Authorization"] = f"Basic {basic}"
-            return self._send(
-                method=method, url=url, data=data, headers=hdrs, json=json, stream=stream
-            )
-        if challenge.lower().startswith("bearer") and not _realm(challenge):
-            raise UnusableAnswer("answered 401 with a Bearer challenge that names no realm")
-        try:
-            hdrs, changed = self.auth.authenticate_request(response, hdrs)
-        except (AttributeError, TypeError, KeyError, IndexError, ValueError) as err:
-            if isinstance(err, requests.RequestException) and not isinstance(
-                err, requests.exceptions.JSONDecodeError
-            ):
-                raise
-            # oras reads the token service's answer as a JSON object without checking it.
-            raise UnusableAnswer(
-                f"the token service named in its Bearer challenge answered something that is "
-                f"not a token ({type(err).__name__})"
-            ) from err
-        if not changed:
-            return response
-        return self._send(method=method, url=url, data=data, headers=hdrs, json=json, stream=stream)
-
-    def _send(
-        self,
-        *,
-        method: str,
-        url: str,
-        data: dict[str, Any] | bytes | VerifiedStream | None,
-        headers: dict[str, str],
-        json: dict[str, Any] | None,
-        stream: bool,
-    ) -> requests.Response:
-        if isinstance(data, VerifiedStream) and data.tell():
-            data.seek(0)  # sent again (after a 401): from the start
-        response: requests.Response = self.session.request(
-            method,
-            url,
-            data=data,
-            json=json,
-            headers=headers,
-            stream=stream,
-            verify=self._tls_verify,
-            timeout=self.adapter.request_timeout,
-            allow_redirects=True,
-        )
-        return response
-
-
-class _Download:
-    """A blob's body, fetched (into a temporary file) on the first read."""
-
-    def __init__(self, fetch: Callable[[], BinaryIO]) -> None:
-        self._fetch = fetch
-        self._file: BinaryIO | None = None
-
-    def read(self, size: int = -1, /) -> bytes:
-        if self._file is None:
-            self._file = self._fetch()
-        return self._file.read(size)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return 0 if self._file is None else self._file.seek(offset, whence)
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-
-
-class UnusableAnswer(Exception):
-    """The registry (or its token service) answered something this client cannot use."""
-
-
-def _realm(challenge: str) -> str | None:
-    realm = oras.auth.utils.parse_auth_header(challenge).realm
-    return realm if isinstance(realm, str) and realm.strip() else None
 
 
 def _check_host(host: str) -> None:
@@ -269,7 +131,7 @@ class RegistryClient:
         self._insecure = options.allow_insecure_registry
         self._scheme = "http" if self._insecure else "https"
         self._api_host = _API_HOSTS.get(host, host)
-        self._oras = _OrasRegistry(
+        self._oras = RegistrySession(
             hostname=self._api_host,
             insecure=self._insecure,
             tls_verify=tls,
@@ -279,19 +141,9 @@ class RegistryClient:
         """Repositories for which the registry answered that it has no referrers API."""
         self._has_blob: set[tuple[str, str]] = set()
         """(repository, digest) of blobs this process uploaded or found there."""
-        self._load_credentials()
+        self._oras.load_credentials(host)
 
     # --- plumbing -------------------------------------------------------------------
-    def _load_credentials(self) -> None:
-        config = load_docker_auths(docker_config_path())
-        auth = self._oras.auth
-        auth._auth_config = config
-        if not auth._load_auth(self.host):
-            user, password = os.environ.get("ORAS_USER"), os.environ.get("ORAS_PASS")
-            if user and password:
-                raw = f"{user}:{password}".encode()
-                auth._basic_auth = base64.b64encode(raw).decode()
-
     def url(self, repository: str, suffix: str) -> str:
         return f"{self._scheme}://{self._api_host}/v2/{repository}/{suffix}"
 
@@ -554,7 +406,7 @@ class RegistryClient:
                 raise
             return spool
 
-        download = _Download(lambda: self._retry(f"get {what}", op))
+        download = FetchOnRead(lambda: self._retry(f"get {what}", op))
         try:
             yield VerifiedStream(download, desc, what)
         finally:
