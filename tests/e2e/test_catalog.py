@@ -20,7 +20,12 @@ from typing import Any
 import pytest
 
 from tests.e2e.executor import RunOutcome, runs_in
-from tests.e2e.executor.catalog import catalog_test_dirs, catalog_test_files, executor_for
+from tests.e2e.executor.catalog import (
+    catalog_test_dirs,
+    catalog_test_files,
+    executor_for,
+    use_signing_keys,
+)
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
 from tests.fixtures.registry import LocalRegistry
 from tests.fixtures.tools import cosign_v3
@@ -142,15 +147,7 @@ def test_catalog_runs(
     cosign = cosign_v3()
     keys = make_keys(cosign, tmp_path / "keys", "e2e-password")
     ex = executor_for(test_dir, tmp_path / "run", registry=registry.host)
-    ex.add_secret(
-        "signing-secrets",
-        {
-            "cosign.key": (keys / "cosign.key").read_bytes(),
-            "cosign.pub": (keys / "cosign.pub").read_bytes(),
-            "cosign.password": b"e2e-password",
-        },
-    )
-    ex.cluster.configmaps["signing-public-key"] = {"cosign.pub": (keys / "cosign.pub").read_bytes()}
+    use_signing_keys(ex, keys, b"e2e-password")
     failures = []
     outcomes = []
     for run in runs_in(catalog_test_files(test_dir)):

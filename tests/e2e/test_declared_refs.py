@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.executor.catalog import executor_for
+from tests.e2e.executor.catalog import claim, executor_for, task_run
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
 from tests.e2e.test_hermetic_build import BUILD, TESTS, statement_of
 
@@ -26,24 +26,17 @@ def test_declared_refs_are_recorded_as_declared(built: None, tmp_path: Path) -> 
     ex = executor_for(TESTS, tmp_path / "run")
     source = ex.cluster.claim_dir("declared-source")
     (source / "build.sh").write_text(BUILD)
-    taskrun = {
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": {"name": "hermetic-build-declared-refs"},
-        "spec": {
-            "taskRef": {"name": "hermetic-build"},
-            "serviceAccountName": "attest-step-builder",
-            "params": [
-                {"name": "DEPENDENCIES_FILE", "value": ""},
-                {"name": "CHAINS-GIT_URL", "value": "https://example.invalid/app.git"},
-                {"name": "CHAINS-GIT_COMMIT", "value": "0123456789abcdef0123456789abcdef01234567"},
-                {"name": "DECLARED_REFS", "value": f"task={BUNDLE} stepAction/attest={GIT_REF}"},
-            ],
-            "workspaces": [
-                {"name": "source", "persistentVolumeClaim": {"claimName": "declared-source"}}
-            ],
+    taskrun = task_run(
+        "hermetic-build-declared-refs",
+        "hermetic-build",
+        {
+            "DEPENDENCIES_FILE": "",
+            "CHAINS-GIT_URL": "https://example.invalid/app.git",
+            "CHAINS-GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567",
+            "DECLARED_REFS": f"task={BUNDLE} stepAction/attest={GIT_REF}",
         },
-    }
+        {"source": claim("declared-source")},
+    )
     outcome = ex.run(taskrun)
     assert outcome.succeeded, f"{outcome.message}\n{outcome.logs}"
     deps = statement_of(source, require_hermetic=False)["predicate"]["buildDefinition"][

@@ -27,7 +27,7 @@ import pytest
 import yaml
 
 from tests.e2e.executor import Executor, RunOutcome
-from tests.e2e.executor.catalog import CATALOG, executor_for
+from tests.e2e.executor.catalog import CATALOG, claim, executor_for, task_run
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
 from tests.fixtures.counting_server import CountingServer
 
@@ -77,25 +77,18 @@ def run_build(
     source = ex.cluster.claim_dir("hermetic-source")
     # The build script comes from the source; the port is written into it.
     (source / "build.sh").write_text(script.replace("$TARGET_PORT", str(port)))
-    taskrun = {
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": {"name": f"hermetic-build-local-{mode}"[:63]},
-        "spec": {
-            "taskRef": {"name": "hermetic-build"},
-            "serviceAccountName": "attest-step-builder",
-            "params": [
-                {"name": "DEPENDENCIES_FILE", "value": ""},
-                {"name": "TEKTON_HERMETIC", "value": tekton_hermetic},
-                {"name": "RUN_ISOLATED", "value": run_isolated},
-                {"name": "CHAINS-GIT_URL", "value": "https://example.invalid/app.git"},
-                {"name": "CHAINS-GIT_COMMIT", "value": "0123456789abcdef0123456789abcdef01234567"},
-            ],
-            "workspaces": [
-                {"name": "source", "persistentVolumeClaim": {"claimName": "hermetic-source"}}
-            ],
+    taskrun = task_run(
+        f"hermetic-build-local-{mode}"[:63],
+        "hermetic-build",
+        {
+            "DEPENDENCIES_FILE": "",
+            "TEKTON_HERMETIC": tekton_hermetic,
+            "RUN_ISOLATED": run_isolated,
+            "CHAINS-GIT_URL": "https://example.invalid/app.git",
+            "CHAINS-GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567",
         },
-    }
+        {"source": claim("hermetic-source")},
+    )
     return ex.run(taskrun), source
 
 

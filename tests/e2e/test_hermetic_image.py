@@ -29,7 +29,7 @@ import pytest
 
 from attest_step.oci.layout_store import LayoutStore
 from tests.e2e.executor import RunOutcome, runs_in
-from tests.e2e.executor.catalog import CATALOG, catalog_test_files, executor_for
+from tests.e2e.executor.catalog import CATALOG, catalog_test_files, executor_for, use_signing_keys
 from tests.e2e.test_catalog import make_keys
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
 from tests.fixtures.registry import LocalRegistry
@@ -46,15 +46,7 @@ def run_pipeline(
     tmp_path: Path, registry: LocalRegistry, keys: Path, *, run_isolated: str = "true"
 ) -> RunOutcome:
     ex = executor_for(TESTS, tmp_path, registry=registry.host)
-    ex.add_secret(
-        "signing-secrets",
-        {
-            "cosign.key": (keys / "cosign.key").read_bytes(),
-            "cosign.pub": (keys / "cosign.pub").read_bytes(),
-            "cosign.password": b"e2e-password",
-        },
-    )
-    ex.cluster.configmaps["signing-public-key"] = {"cosign.pub": (keys / "cosign.pub").read_bytes()}
+    use_signing_keys(ex, keys, b"e2e-password")
     (run,) = runs_in(catalog_test_files(TESTS))
     if run_isolated != "true":
         build = next(t for t in run["spec"]["pipelineSpec"]["tasks"] if t["name"] == "build")

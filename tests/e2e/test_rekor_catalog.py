@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.executor import Executor, RunOutcome
-from tests.e2e.executor.catalog import CATALOG, executor_for
+from tests.e2e.executor.catalog import CATALOG, claim, config_map, executor_for, task_run
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
 from tests.fixtures.oci_image import push_image
 from tests.fixtures.registry import LocalRegistry
@@ -64,27 +64,16 @@ def build(ex: Executor, repository: str, name: str, **params: str) -> RunOutcome
     source = ex.cluster.claim_dir(f"source-{name}")
     (source / "hello.txt").write_text(f"hello from {name}\n")
     (source / "Dockerfile").write_text("FROM scratch\nCOPY hello.txt /hello.txt\n")
-    taskrun = {
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": {"name": f"kaniko-chains-{name}"},
-        "spec": {
-            "taskRef": {"name": "kaniko-chains"},
-            "serviceAccountName": "attest-step-builder",
-            "params": [
-                {"name": "IMAGE", "value": f"{repository}:0.1"},
-                {"name": "EXTRA_ARGS", "value": ["--insecure", "--skip-tls-verify"]},
-                {"name": "ALLOW_INSECURE_REGISTRY", "value": "true"},
-                {"name": "CHAINS-GIT_URL", "value": SOURCE},
-                {"name": "CHAINS-GIT_COMMIT", "value": "0123456789abcdef0123456789abcdef01234567"},
-                *({"name": k, "value": v} for k, v in params.items()),
-            ],
-            "workspaces": [
-                {"name": "source", "persistentVolumeClaim": {"claimName": f"source-{name}"}}
-            ],
-        },
+    given = {
+        "IMAGE": f"{repository}:0.1",
+        "EXTRA_ARGS": ["--insecure", "--skip-tls-verify"],
+        "ALLOW_INSECURE_REGISTRY": "true",
+        "CHAINS-GIT_URL": SOURCE,
+        "CHAINS-GIT_COMMIT": "0123456789abcdef0123456789abcdef01234567",
+        **params,
     }
-    return ex.run(taskrun)
+    workspaces = {"source": claim(f"source-{name}")}
+    return ex.run(task_run(f"kaniko-chains-{name}", "kaniko-chains", given, workspaces))
 
 
 def image_of(outcome: RunOutcome) -> str:
@@ -97,24 +86,15 @@ def gate(ex: Executor, name: str, image: str, **params: str) -> RunOutcome:
     """verify-provenance on ``image`` with the trust ConfigMap as its public-key workspace."""
     require_tool("opa")  # the Task's rego step always runs
     repository, digest = image.split("@")
-    taskrun = {
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": {"name": f"verify-provenance-{name}"},
-        "spec": {
-            "taskRef": {"name": "verify-provenance"},
-            "serviceAccountName": "attest-step-builder",
-            "params": [
-                {"name": "IMAGE_URL", "value": repository},
-                {"name": "IMAGE_DIGEST", "value": digest},
-                {"name": "ALLOW_INSECURE_REGISTRY", "value": "true"},
-                {"name": "ALLOWED_SOURCE_REPOS", "value": SOURCE},
-                *({"name": k, "value": v} for k, v in params.items()),
-            ],
-            "workspaces": [{"name": "public-key", "configMap": {"name": TRUST}}],
-        },
+    given = {
+        "IMAGE_URL": repository,
+        "IMAGE_DIGEST": digest,
+        "ALLOW_INSECURE_REGISTRY": "true",
+        "ALLOWED_SOURCE_REPOS": SOURCE,
+        **params,
     }
-    return ex.run(taskrun)
+    workspaces = {"public-key": config_map(TRUST)}
+    return ex.run(task_run(f"verify-provenance-{name}", "verify-provenance", given, workspaces))
 
 
 def cosign(verb: str, image: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
@@ -211,21 +191,16 @@ def test_a_trusted_root_missing_or_for_an_envelope_file_fails_closed(
     # an envelope file carries no entry: TRUSTED_ROOT with ENVELOPE_PATH alone cannot pass
     require_tool("opa")
     envelope_mode = ex.run(
-        {
-            "apiVersion": "tekton.dev/v1",
-            "kind": "TaskRun",
-            "metadata": {"name": "verify-provenance-envelope-root"},
-            "spec": {
-                "taskRef": {"name": "verify-provenance"},
-                "serviceAccountName": "attest-step-builder",
-                "params": [
-                    {"name": "ENVELOPE_PATH", "value": ".attest/provenance.dsse.json"},
-                    {"name": "ALLOWED_SOURCE_REPOS", "value": SOURCE},
-                    {"name": "TRUSTED_ROOT", "value": "trusted_root.json"},
-                ],
-                "workspaces": [{"name": "public-key", "configMap": {"name": TRUST}}],
+        task_run(
+            "verify-provenance-envelope-root",
+            "verify-provenance",
+            {
+                "ENVELOPE_PATH": ".attest/provenance.dsse.json",
+                "ALLOWED_SOURCE_REPOS": SOURCE,
+                "TRUSTED_ROOT": "trusted_root.json",
             },
-        }
+            {"public-key": config_map(TRUST)},
+        )
     )
     assert not envelope_mode.succeeded
     assert envelope_mode.result("VERIFIED") == "false"

@@ -29,7 +29,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.executor import Executor, RunOutcome
-from tests.e2e.executor.catalog import CATALOG, executor_for
+from tests.e2e.executor.catalog import CATALOG, claim, config_map, executor_for, task_run
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
 from tests.e2e.test_rekor_catalog import ATTEST_STEP, step_log
 from tests.fixtures.rekor import LocalRekor
@@ -66,50 +66,24 @@ def seed_source(ex: Executor, claim: str) -> Path:
 def build(ex: Executor, name: str, **params: str) -> tuple[RunOutcome, Path]:
     """A hermetic-build TaskRun over a copy of the seed source."""
     source = seed_source(ex, f"source-{name}")  # deps.lock names /workspace/source/...
-    taskrun = {
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": {"name": f"hermetic-build-{name}"},
-        "spec": {
-            "taskRef": {"name": "hermetic-build"},
-            "serviceAccountName": "attest-step-builder",
-            "params": [
-                {"name": "CHAINS-GIT_URL", "value": SOURCE},
-                {"name": "CHAINS-GIT_COMMIT", "value": COMMIT},
-                *({"name": k, "value": v} for k, v in params.items()),
-            ],
-            "workspaces": [
-                {"name": "source", "persistentVolumeClaim": {"claimName": f"source-{name}"}}
-            ],
-        },
-    }
-    return ex.run(taskrun), source
+    given = {"CHAINS-GIT_URL": SOURCE, "CHAINS-GIT_COMMIT": COMMIT, **params}
+    workspaces = {"source": claim(f"source-{name}")}
+    return ex.run(task_run(f"hermetic-build-{name}", "hermetic-build", given, workspaces)), source
 
 
-def gate(ex: Executor, name: str, claim: str, **params: str) -> RunOutcome:
-    """verify-provenance on the envelope in workspace ``claim``, the trust ConfigMap bound."""
+def gate(ex: Executor, name: str, artifacts: str, **params: str) -> RunOutcome:
+    """verify-provenance on the envelope in workspace ``artifacts``, the trust ConfigMap
+    bound."""
     require_tool("opa")  # the Task's rego step always runs
-    taskrun = {
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": {"name": f"verify-provenance-{name}"},
-        "spec": {
-            "taskRef": {"name": "verify-provenance"},
-            "serviceAccountName": "attest-step-builder",
-            "params": [
-                {"name": "ENVELOPE_PATH", "value": ENVELOPE},
-                {"name": "SUBJECT_PATHS", "value": "out"},
-                {"name": "REQUIRE_HERMETIC", "value": "true"},
-                {"name": "ALLOWED_SOURCE_REPOS", "value": SOURCE},
-                *({"name": k, "value": v} for k, v in params.items()),
-            ],
-            "workspaces": [
-                {"name": "public-key", "configMap": {"name": TRUST}},
-                {"name": "artifacts", "persistentVolumeClaim": {"claimName": claim}},
-            ],
-        },
+    given = {
+        "ENVELOPE_PATH": ENVELOPE,
+        "SUBJECT_PATHS": "out",
+        "REQUIRE_HERMETIC": "true",
+        "ALLOWED_SOURCE_REPOS": SOURCE,
+        **params,
     }
-    return ex.run(taskrun)
+    workspaces = {"public-key": config_map(TRUST), "artifacts": claim(artifacts)}
+    return ex.run(task_run(f"verify-provenance-{name}", "verify-provenance", given, workspaces))
 
 
 def cosign_verify_blob(

@@ -16,13 +16,12 @@ steps with this machine's tools; the image is built by hack/image/opa.py).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
 from tests.e2e.executor import RunOutcome
-from tests.e2e.executor.catalog import CATALOG, executor_for
+from tests.e2e.executor.catalog import CATALOG, claim, config_map, executor_for, task_run
 from tests.e2e.test_executor import built  # noqa: F401  (fixture)
 from tests.fixtures.keys import KeyPair
 from tests.fixtures.tools import require_tool
@@ -66,28 +65,14 @@ def run_verify(
         "tekton_step.rego": RULES.read_bytes(),
         "rule_data.yml": RULE_DATA.read_bytes(),
     }
-    taskrun: dict[str, Any] = {
-        "apiVersion": "tekton.dev/v1",
-        "kind": "TaskRun",
-        "metadata": {"name": f"verify-rego-{name}"},
-        "spec": {
-            "taskRef": {"name": "verify-provenance"},
-            "serviceAccountName": "attest-step-builder",
-            "params": [
-                {"name": "ENVELOPE_PATH", "value": ".attest/provenance.dsse.json"},
-                {"name": "SUBJECT_PATHS", "value": "out"},
-                *({"name": k, "value": v} for k, v in params.items()),
-            ],
-            "workspaces": [
-                {"name": "public-key", "configMap": {"name": "signing-public-key"}},
-                {"name": "artifacts", "persistentVolumeClaim": {"claimName": "rego-artifacts"}},
-            ],
-        },
+    given = {"ENVELOPE_PATH": ".attest/provenance.dsse.json", "SUBJECT_PATHS": "out", **params}
+    workspaces = {
+        "public-key": config_map("signing-public-key"),
+        "artifacts": claim("rego-artifacts"),
     }
     if bind_policy:
-        policy = {"name": "policy", "configMap": {"name": "release-policy"}}
-        taskrun["spec"]["workspaces"].append(policy)
-    return ex.run(taskrun)
+        workspaces["policy"] = config_map("release-policy")
+    return ex.run(task_run(f"verify-rego-{name}", "verify-provenance", given, workspaces))
 
 
 def step_log(outcome: RunOutcome, step: str) -> str:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,38 +16,17 @@ from attest_step.oci.retry import Deadline
 from attest_step.oci.sign import sign_image
 from attest_step.oci.verify_sig import verify_image_signatures
 from tests.fixtures.oci_image import build_image
-from tests.fixtures.registry import LocalRegistry
-from tests.fixtures.tools import require_tool
+from tests.fixtures.registry import LocalRegistry, login_registry, write_docker_config
 
 pytestmark = pytest.mark.registry
 
 USER, PASSWORD = "builder", "s3cret-pass"
 
 
-def _bcrypt(password: str) -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # noqa: PLC0415 - deprecated module, test-only (cheap bcrypt via libcrypt)
-
-        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
-
-
 @pytest.fixture
 def auth_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
-    binary = require_tool("docker-registry", hint="apt-get install docker-registry")
-    reg = LocalRegistry(binary, tmp_path / "reg", htpasswd=f"{USER}:{_bcrypt(PASSWORD)}\n")
-    reg.start()
-    try:
+    with login_registry(tmp_path / "reg", USER, PASSWORD) as reg:
         yield reg
-    finally:
-        reg.stop()
-
-
-def _docker_config(directory: Path, host: str) -> Path:
-    directory.mkdir()
-    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    (directory / "config.json").write_text(json.dumps({"auths": {host: {"auth": token}}}))
-    return directory
 
 
 def test_docker_config_credentials_are_used(
@@ -66,7 +42,10 @@ def test_docker_config_credentials_are_used(
     with pytest.raises(RegistryError, match=r"HTTP 401.*log in"):
         sign_image(ref, signer, {}, out_dir=tmp_path / "s0", registry=opts)
 
-    monkeypatch.setenv("DOCKER_CONFIG", str(_docker_config(tmp_path / "cfg", auth_registry.host)))
+    monkeypatch.setenv(
+        "DOCKER_CONFIG",
+        str(write_docker_config(tmp_path / "cfg", auth_registry.host, USER, PASSWORD)),
+    )
     image = build_image()
     _push_with_auth(auth_registry.host, ref.repository, image.blobs, image.manifest)
     sign_image(ref, signer, {"a": "b"}, out_dir=tmp_path / "s1", registry=opts)

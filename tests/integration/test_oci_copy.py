@@ -3,12 +3,10 @@ corrupt and incomplete layouts, bad references and a registry that is down."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import random
 import subprocess
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,8 +18,7 @@ from attest_step.oci.registry import RegistryClient
 from attest_step.oci.retry import Deadline
 from tests.fixtures.hostile_http import ATTEST_STEP, TamperingProxy
 from tests.fixtures.oci_image import OciImage, build_image, push_image, sha256_digest
-from tests.fixtures.registry import LocalRegistry
-from tests.fixtures.tools import require_tool
+from tests.fixtures.registry import LocalRegistry, login_registry, write_docker_config
 
 pytestmark = pytest.mark.registry
 
@@ -269,23 +266,10 @@ def test_registry_down_is_exit_75(private_registry: LocalRegistry, tmp_path: Pat
     _one_error_line(proc)
 
 
-def _bcrypt(password: str) -> str:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import crypt  # noqa: PLC0415 - deprecated module, test-only (cheap bcrypt via libcrypt)
-
-        return crypt.crypt(password, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=16))
-
-
 @pytest.fixture
 def auth_registry(tmp_path: Path) -> Iterator[LocalRegistry]:
-    binary = require_tool("docker-registry", hint="apt-get install docker-registry")
-    reg = LocalRegistry(binary, tmp_path / "reg", htpasswd=f"{USER}:{_bcrypt(PASSWORD)}\n")
-    reg.start()
-    try:
+    with login_registry(tmp_path / "reg", USER, PASSWORD) as reg:
         yield reg
-    finally:
-        reg.stop()
 
 
 def test_credentials_come_from_the_docker_config(
@@ -307,12 +291,7 @@ def test_credentials_come_from_the_docker_config(
     )
     assert proc.returncode == 2
     assert "HTTP 401" in _one_error_line(proc)
-    config = tmp_path / "cfg"
-    config.mkdir()
-    token = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    (config / "config.json").write_text(
-        json.dumps({"auths": {auth_registry.host: {"auth": token}}})
-    )
+    config = write_docker_config(tmp_path / "cfg", auth_registry.host, USER, PASSWORD)
     back = tmp_path / "back"
     logged_in = {"DOCKER_CONFIG": str(config)}
     pushed = _run("--from-oci-layout", f"{layout}:app", f"{repo}:v1", INSECURE, env=logged_in)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from tests.e2e.executor.render import REPO_ROOT
 from tests.e2e.executor.runs import Executor, RunOutcome, runs_in
@@ -43,6 +45,54 @@ def executor_for(
     rewrites = {KIND_REGISTRY: registry} if registry else {}
     files = [*catalog_manifests(catalog), *catalog_test_files(test_dir), *(extra_files or [])]
     return Executor(files, workdir, rewrites=rewrites)
+
+
+def task_run(
+    name: str,
+    task: str,
+    params: Mapping[str, Any],
+    workspaces: Mapping[str, dict[str, Any]],
+    *,
+    service_account: str = "attest-step-builder",
+) -> dict[str, Any]:
+    """A TaskRun of the catalog Task ``task`` as the tests write them: ``params`` in their
+    order (a value may be a string or an array), each workspace bound as given."""
+    return {
+        "apiVersion": "tekton.dev/v1",
+        "kind": "TaskRun",
+        "metadata": {"name": name},
+        "spec": {
+            "taskRef": {"name": task},
+            "serviceAccountName": service_account,
+            "params": [{"name": key, "value": value} for key, value in params.items()],
+            "workspaces": [{"name": key, **binding} for key, binding in workspaces.items()],
+        },
+    }
+
+
+def claim(name: str) -> dict[str, Any]:
+    """A workspace binding to the PersistentVolumeClaim ``name``."""
+    return {"persistentVolumeClaim": {"claimName": name}}
+
+
+def config_map(name: str) -> dict[str, Any]:
+    """A workspace binding to the ConfigMap ``name``."""
+    return {"configMap": {"name": name}}
+
+
+def use_signing_keys(ex: Executor, keys: Path, password: bytes) -> None:
+    """The ``signing-secrets`` Secret (a cosign key pair in ``keys``) and the
+    ``signing-public-key`` ConfigMap that the catalog's tests bind."""
+    public = (keys / "cosign.pub").read_bytes()
+    ex.add_secret(
+        "signing-secrets",
+        {
+            "cosign.key": (keys / "cosign.key").read_bytes(),
+            "cosign.pub": public,
+            "cosign.password": password,
+        },
+    )
+    ex.cluster.configmaps["signing-public-key"] = {"cosign.pub": public}
 
 
 def run_test_dir(test_dir: Path, workdir: Path, *, registry: str | None = None) -> list[RunOutcome]:
